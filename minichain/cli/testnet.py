@@ -1,24 +1,11 @@
-"""The ``minichain`` command line (click)."""
+"""``minichain testnet``: a local multi-node network on this machine."""
 
 from __future__ import annotations
 
 import click
 
-from minichain import __version__
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="minichain")
-def main() -> None:
-    """minichain: a hackable proof-of-work node and a laboratory for consensus.
-
-    \b
-    Example:
-      minichain testnet up --nodes 4
-    """
-
-
-@main.group()
+@click.group()
 def testnet() -> None:
     """Run a local multi-node network on this machine."""
 
