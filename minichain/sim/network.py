@@ -1,0 +1,366 @@
+"""The network model: latency, bandwidth and the faults a message can meet.
+
+Every pair of nodes can talk (a full mesh of directed links); protocols that gossip over
+a sparser peer graph simply send to their peers only. A message from ``a`` to ``b`` sent
+at virtual time ``t``:
+
+1. is counted as sent (per message type, and its ``size`` in bytes if it has one);
+2. is dropped if the link a->b is blocked *at send time* (``partition``, ``isolate``,
+   ``cut``) -- messages already in flight when a partition starts still arrive;
+3. is dropped with the link's loss probability;
+4. otherwise waits for the sender's uplink if a bandwidth is set (``size / bandwidth``
+   seconds each, one message after another), then travels for a latency drawn from the
+   link's distribution, plus any extra delay in force, plus -- before GST -- the
+   asynchrony delay (capped so that it arrives by GST + its ordinary latency: the
+   "eventually synchronous" model of Dwork, Lynch and Stockmeyer 1988, section 2);
+5. with the duplication probability, a second copy travels with its own latency;
+6. on a FIFO network (the default), it is never delivered before an earlier message on
+   the same link; with ``fifo=False`` independent latencies reorder messages freely;
+7. at delivery, it is dropped if the receiver is crashed (counted as such).
+
+All randomness comes from the run's one seeded generator, in event order, so a run is
+reproducible byte for byte. Fault methods take effect when called; the simulator's
+``at(time, ...)`` schedules them (``sim.at(50, sim.net.partition, [[0, 1], [2, 3]])``),
+and each is written to ``log`` with its virtual time.
+
+Counters (``stats()``): ``sent`` + ``duplicated`` = ``delivered`` + ``lost`` +
+``partitioned`` + ``crashed`` + ``in_flight`` at every instant.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
+
+if TYPE_CHECKING:
+    from minichain.sim.simulator import Simulation
+
+
+# -- latency distributions -------------------------------------------------------------
+
+
+class Latency(Protocol):
+    def sample(self, rng: random.Random) -> float: ...
+    def describe(self) -> dict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    """Always ``delay`` seconds."""
+
+    delay: float
+
+    def sample(self, rng: random.Random) -> float:
+        return self.delay
+
+    @property
+    def mean(self) -> float:
+        return self.delay
+
+    def describe(self) -> dict:
+        return {"dist": "fixed", "delay": self.delay}
+
+
+@dataclass(frozen=True, slots=True)
+class Uniform:
+    """Uniform on [low, high]."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: random.Random) -> float:
+        return self.low + (self.high - self.low) * rng.random()
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+    def describe(self) -> dict:
+        return {"dist": "uniform", "low": self.low, "high": self.high}
+
+
+@dataclass(frozen=True, slots=True)
+class Exponential:
+    """``base`` plus an exponential with mean ``mean - base`` (a propagation floor and queueing)."""
+
+    mean: float
+    base: float = 0.0
+
+    def sample(self, rng: random.Random) -> float:
+        extra = self.mean - self.base
+        return self.base + (rng.expovariate(1.0 / extra) if extra > 0 else 0.0)
+
+    def describe(self) -> dict:
+        return {"dist": "exponential", "mean": self.mean, "base": self.base}
+
+
+@dataclass(frozen=True, slots=True)
+class LogNormal:
+    """``base`` plus a log-normal with the given median and shape ``sigma`` (heavy right tail,
+    the usual fit for internet round-trip times)."""
+
+    median: float
+    sigma: float = 0.5
+    base: float = 0.0
+
+    def sample(self, rng: random.Random) -> float:
+        return self.base + self.median * math.exp(self.sigma * rng.gauss(0.0, 1.0))
+
+    @property
+    def mean(self) -> float:
+        return self.base + self.median * math.exp(self.sigma**2 / 2)
+
+    def describe(self) -> dict:
+        return {"dist": "lognormal", "median": self.median, "sigma": self.sigma, "base": self.base}
+
+
+def as_latency(value: "Latency | float | int") -> Latency:
+    return Fixed(float(value)) if isinstance(value, (int, float)) else value
+
+
+# -- the network -------------------------------------------------------------------------
+
+
+class Network:
+    """Links, faults and counters. Attached to exactly one :class:`Simulation`."""
+
+    def __init__(
+        self,
+        latency: "Latency | float" = 0.05,
+        *,
+        loss: float = 0.0,
+        duplicate: float = 0.0,
+        fifo: bool = True,
+        bandwidth: float | None = None,
+    ) -> None:
+        self.latency = as_latency(latency)
+        self.loss = _probability(loss, "loss")
+        self.duplicate = _probability(duplicate, "duplicate")
+        self.fifo = fifo
+        self.bandwidth = bandwidth              # bytes per second of every node's uplink
+        self._link_latency: dict[int, Latency] = {}
+        self._link_loss: dict[int, float] = {}
+        self._node_bandwidth: dict[int, float | None] = {}
+        self._uplink_free: dict[int, float] = {}
+        self._last_arrival: dict[int, float] = {}
+        self._group: list[int] = []
+        self._cuts: set[int] = set()
+        self._blocking = False                  # any partition/cut in force (fast path)
+        self._extra: list[tuple[Latency, frozenset[int] | None, frozenset[int] | None]] = []
+        self.gst: float | None = None
+        self._async_delay: Latency | None = None
+        self.log: list[tuple[float, str, Any]] = []
+        self.sim: "Simulation | None" = None
+        self.n = 0
+        # counters
+        self.sent = 0
+        self.delivered = 0
+        self.lost = 0
+        self.partitioned = 0
+        self.crashed = 0
+        self.duplicated = 0
+        self.self_delivered = 0
+        self.bytes_sent = 0
+        self.sent_by_type: dict[str, int] = defaultdict(int)
+        self.delivered_by_type: dict[str, int] = defaultdict(int)
+        self.sent_by_node: list[int] = []
+
+    def attach(self, sim: "Simulation") -> None:
+        if self.sim is not None:
+            raise ValueError("a Network belongs to one Simulation")
+        self.sim = sim
+        self.n = sim.n
+        self._group = [0] * sim.n
+        self.sent_by_node = [0] * sim.n
+
+    # -- configuration -------------------------------------------------------------------
+
+    def set_link(self, a: int, b: int, *, latency: "Latency | float | None" = None,
+                 loss: float | None = None, both_ways: bool = True) -> None:
+        """Override the latency distribution and/or loss of link a->b (and b->a)."""
+        for x, y in ((a, b), (b, a)) if both_ways else ((a, b),):
+            key = x * self.n + y
+            if latency is not None:
+                self._link_latency[key] = as_latency(latency)
+            if loss is not None:
+                self._link_loss[key] = _probability(loss, "loss")
+
+    def set_bandwidth(self, node: int, bandwidth: float | None) -> None:
+        """Uplink bandwidth of one node in bytes per second (None: unlimited)."""
+        self._node_bandwidth[node] = bandwidth
+
+    def link_latency(self, a: int, b: int) -> Latency:
+        return self._link_latency.get(a * self.n + b, self.latency)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def partition(self, groups: Iterable[Iterable[int]]) -> None:
+        """Split the network: only nodes in the same group can talk. Nodes not listed form
+        one more group together. Replaces any earlier partition (cuts stay)."""
+        groups = [sorted(set(g)) for g in groups]
+        seen: set[int] = set()
+        for g in groups:
+            if seen & set(g):
+                raise ValueError("a node may be in only one partition group")
+            seen |= set(g)
+        self._group = [len(groups)] * self.n
+        for gi, g in enumerate(groups):
+            for node in g:
+                self._group[self._check(node)] = gi
+        self._update_blocking()
+        self._note("partition", groups)
+
+    def isolate(self, node: int) -> None:
+        """Cut ``node`` off from every other node."""
+        self._group[self._check(node)] = max(self._group) + 1
+        self._update_blocking()
+        self._note("isolate", node)
+
+    def cut(self, a: int, b: int) -> None:
+        """Cut the link between ``a`` and ``b`` in both directions."""
+        self._cuts.add(self._check(a) * self.n + self._check(b))
+        self._cuts.add(b * self.n + a)
+        self._update_blocking()
+        self._note("cut", [a, b])
+
+    def heal(self) -> None:
+        """Undo every partition, isolation and cut."""
+        self._group = [0] * self.n
+        self._cuts.clear()
+        self._blocking = False
+        self._note("heal", None)
+
+    def blocked(self, a: int, b: int) -> bool:
+        return self._group[a] != self._group[b] or (a * self.n + b) in self._cuts
+
+    def set_loss(self, loss: float) -> None:
+        """Change the default loss probability of every link (per-link overrides stay)."""
+        self.loss = _probability(loss, "loss")
+        self._note("loss", loss)
+
+    def set_duplicate(self, duplicate: float) -> None:
+        self.duplicate = _probability(duplicate, "duplicate")
+        self._note("duplicate", duplicate)
+
+    def set_fifo(self, fifo: bool) -> None:
+        """FIFO links (no reordering) or independent latencies (reordering)."""
+        self.fifo = fifo
+        self._note("fifo", fifo)
+
+    def add_delay(self, extra: "Latency | float", *, src: Iterable[int] | None = None,
+                  dst: Iterable[int] | None = None) -> None:
+        """From now on, messages from ``src`` (default any) to ``dst`` (default any) take
+        ``extra`` more seconds. Cumulative; ``clear_delays()`` removes them all."""
+        self._extra.append((as_latency(extra), None if src is None else frozenset(src),
+                            None if dst is None else frozenset(dst)))
+        self._note("delay", {"extra": as_latency(extra).describe(),
+                             "src": None if src is None else sorted(src),
+                             "dst": None if dst is None else sorted(dst)})
+
+    def clear_delays(self) -> None:
+        self._extra.clear()
+        self._note("clear_delays", None)
+
+    def asynchronous_until(self, gst: float, delay: "Latency | float") -> None:
+        """Partial synchrony: a message sent before ``gst`` is held for an extra ``delay``
+        sample, but no later than ``gst`` (so it arrives by GST + its ordinary latency)."""
+        self.gst = gst
+        self._async_delay = as_latency(delay)
+        self._note("asynchronous_until", {"gst": gst, "delay": self._async_delay.describe()})
+
+    # -- carrying messages (called by the simulator) --------------------------------------
+
+    def transmit(self, now: float, src: int, dst: int, msg: Any, rng: random.Random) -> list[float]:
+        """Count one message and return its arrival times (none if dropped, two if duplicated)."""
+        self.sent += 1
+        self.sent_by_node[src] += 1
+        name = type(msg).__name__
+        self.sent_by_type[name] += 1
+        size = getattr(msg, "size", 0)
+        self.bytes_sent += size
+        key = src * self.n + dst
+        if self._blocking and (self._group[src] != self._group[dst] or key in self._cuts):
+            self.partitioned += 1
+            return []
+        loss = self._link_loss.get(key, self.loss) if self._link_loss else self.loss
+        if loss and rng.random() < loss:
+            self.lost += 1
+            return []
+        depart = now
+        bw = self._node_bandwidth.get(src, self.bandwidth) if self._node_bandwidth else self.bandwidth
+        if bw and size:
+            depart = max(now, self._uplink_free.get(src, 0.0)) + size / bw
+            self._uplink_free[src] = depart
+        copies = 2 if self.duplicate and rng.random() < self.duplicate else 1
+        if copies == 2:
+            self.duplicated += 1
+        latency = self._link_latency.get(key, self.latency) if self._link_latency else self.latency
+        arrivals = []
+        for _ in range(copies):
+            t = depart + latency.sample(rng)
+            for extra, srcs, dsts in self._extra:
+                if (srcs is None or src in srcs) and (dsts is None or dst in dsts):
+                    t += extra.sample(rng)
+            if self.gst is not None and now < self.gst:
+                t += min(self._async_delay.sample(rng), self.gst - now)
+            if self.fifo:
+                last = self._last_arrival.get(key, 0.0)
+                if t < last:
+                    t = last
+                self._last_arrival[key] = t
+            arrivals.append(t)
+        return arrivals
+
+    def count_delivered(self, msg: Any) -> None:
+        self.delivered += 1
+        self.delivered_by_type[type(msg).__name__] += 1
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        in_flight = self.sent + self.duplicated - self.delivered - self.lost - self.partitioned - self.crashed
+        return {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "partitioned": self.partitioned,
+            "crashed": self.crashed,
+            "duplicated": self.duplicated,
+            "in_flight": in_flight,
+            "self_delivered": self.self_delivered,
+            "bytes_sent": self.bytes_sent,
+            "sent_by_type": dict(sorted(self.sent_by_type.items())),
+            "delivered_by_type": dict(sorted(self.delivered_by_type.items())),
+        }
+
+    def describe(self) -> dict:
+        return {
+            "latency": self.latency.describe(),
+            "loss": self.loss,
+            "duplicate": self.duplicate,
+            "fifo": self.fifo,
+            "bandwidth": self.bandwidth,
+            "link_overrides": len(self._link_latency) + len(self._link_loss),
+        }
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check(self, node: int) -> int:
+        if not 0 <= node < self.n:
+            raise ValueError(f"no node {node} in a network of {self.n}")
+        return node
+
+    def _update_blocking(self) -> None:
+        self._blocking = bool(self._cuts) or len(set(self._group)) > 1
+
+    def _note(self, what: str, detail: Any) -> None:
+        self.log.append((self.sim.now if self.sim is not None else 0.0, what, detail))
+
+
+def _probability(p: float, name: str) -> float:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+    return float(p)

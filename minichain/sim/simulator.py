@@ -1,0 +1,307 @@
+"""The discrete-event simulator: a virtual clock, a heap of events, one seeded RNG.
+
+Time is virtual: the clock jumps straight to the next event, so a day of network life
+costs only the events in it (Trio's MockClock, SimPy). Events at the same instant run in
+the order they were scheduled (a sequence number breaks ties), and every random draw
+comes from ``random.Random(seed)`` -- or from per-node streams seeded from it at setup --
+so the same seed gives the same run, byte for byte.
+
+    sim = Simulation(4, lambda ctx: MyEngine(ctx), seed=7, network=Network(latency=0.05))
+    sim.at(10.0, sim.net.partition, [[0, 1], [2, 3]])
+    sim.at(30.0, sim.net.heal)
+    sim.at(12.0, sim.crash, 3)
+    sim.run(until=60.0)
+    print(sim.result().to_json())          # carries the seed
+
+The simulator is the engines' IO shell: it starts them, delivers their messages through
+the :class:`~minichain.sim.network.Network`, fires their timers on each node's local
+clock, and records their decisions in a :class:`~minichain.sim.decisions.DecisionLog`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable
+
+from minichain.sim.decisions import DecisionLog
+from minichain.sim.engine import Broadcast, CancelTimer, Decide, Engine, EngineFactory, NodeContext, Send, SetTimer
+from minichain.sim.network import Network
+
+_DELIVER = 0
+_TIMER = 1
+_CALL = 2
+
+
+class Simulation:
+    """One run: ``n`` nodes, each with an engine, on one network, from one seed."""
+
+    def __init__(
+        self,
+        n: int,
+        engine_factory: EngineFactory,
+        *,
+        seed: int,
+        network: Network | None = None,
+    ) -> None:
+        if n < 1:
+            raise ValueError("a simulation needs at least one node")
+        self.n = n
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self.events = 0
+        self._heap: list[tuple] = []
+        self._seq = 0
+        self._started = False
+        self._stopped = False
+        self.net = network if network is not None else Network()
+        self.net.attach(self)
+        self.crashed = [False] * n
+        self.crash_log: list[tuple[float, str, int]] = []
+        self._clock_offset = [0.0] * n
+        self._clock_drift = [0.0] * n
+        self._timers: list[dict[Hashable, int]] = [{} for _ in range(n)]
+        self.timers_fired = 0
+        self.decisions = DecisionLog(n)
+        # Each node's own random stream, seeded from the run's generator in node order.
+        self.contexts = [NodeContext(i, n, random.Random(self.rng.getrandbits(64)), self) for i in range(n)]
+        self.engines: list[Engine] = [engine_factory(ctx) for ctx in self.contexts]
+
+    # -- clocks ------------------------------------------------------------------------------
+
+    def set_clock(self, node: int, offset: float = 0.0, drift: float = 0.0) -> None:
+        """Skew one node's clock: local = offset + (1 + drift) * virtual time.
+
+        Timers run on the local clock, so a node with drift +0.1 fires a 1 s timer after
+        0.909 s of virtual time.
+        """
+        if drift <= -1.0:
+            raise ValueError("drift must be > -1 (a clock cannot stop or run backwards)")
+        self._clock_offset[node] = offset
+        self._clock_drift[node] = drift
+
+    def local_time(self, node: int) -> float:
+        return self._clock_offset[node] + (1.0 + self._clock_drift[node]) * self.now
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    def _push(self, t: float, kind: int, node: int, a: Any, b: Any) -> int:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, node, a, b))
+        return self._seq
+
+    def at(self, time: float, fn: Callable, *args: Any) -> None:
+        """Call ``fn(*args)`` at virtual time ``time`` (faults, workload, probes)."""
+        if time < self.now:
+            raise ValueError(f"cannot schedule at {time} < now {self.now}")
+        self._push(time, _CALL, -1, fn, args)
+
+    def after(self, delay: float, fn: Callable, *args: Any) -> None:
+        self.at(self.now + delay, fn, *args)
+
+    def stop(self) -> None:
+        """End ``run`` after the current event."""
+        self._stopped = True
+
+    # -- faults on nodes ---------------------------------------------------------------------
+
+    def crash(self, node: int) -> None:
+        """Stop ``node``: no handlers run, its timers are dropped, messages to it are lost."""
+        if self.crashed[node]:
+            return
+        self.crashed[node] = True
+        self._timers[node].clear()
+        self.crash_log.append((self.now, "crash", node))
+
+    def recover(self, node: int) -> None:
+        """Restart ``node``: ``on_recover()`` runs now (its state is what the engine kept)."""
+        if not self.crashed[node]:
+            return
+        self.crashed[node] = False
+        self.crash_log.append((self.now, "recover", node))
+        self._apply(node, self.engines[node].on_recover())
+
+    @property
+    def honest(self) -> list[int]:
+        """Nodes whose engine is honest (Byzantine engines set ``honest = False``)."""
+        return [i for i, e in enumerate(self.engines) if getattr(e, "honest", True)]
+
+    # -- running -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for i, engine in enumerate(self.engines):
+            if not self.crashed[i]:
+                self._apply(i, engine.on_start())
+
+    def run(self, until: float | None = None, *, max_events: int | None = None,
+            stop_when: Callable[["Simulation"], bool] | None = None) -> "Simulation":
+        """Process events in time order until the heap is empty, the next event is after
+        ``until`` (the clock then stands at ``until``), ``max_events`` have run, ``stop()``
+        was called or ``stop_when(sim)`` is true after an event."""
+        self.start()
+        self._stopped = False
+        heap = self._heap
+        pop = heapq.heappop
+        engines = self.engines
+        crashed = self.crashed
+        net = self.net
+        timers = self._timers
+        budget = max_events
+        while heap:
+            if until is not None and heap[0][0] > until:
+                break
+            if budget is not None:
+                if budget <= 0:
+                    break
+                budget -= 1
+            t, seq, kind, node, a, b = pop(heap)
+            self.now = t
+            self.events += 1
+            if kind == _DELIVER:
+                if a == node:                        # a copy to self (Broadcast include_self)
+                    if not crashed[node]:
+                        self._apply(node, engines[node].on_message(a, b))
+                elif crashed[node]:
+                    net.crashed += 1
+                else:
+                    net.count_delivered(b)
+                    actions = engines[node].on_message(a, b)
+                    if actions:
+                        self._apply(node, actions)
+            elif kind == _TIMER:
+                pending = timers[node]
+                if pending.get(a) != b:
+                    continue                         # cancelled, replaced, or node crashed
+                del pending[a]
+                self.timers_fired += 1
+                actions = engines[node].on_timer(a)
+                if actions:
+                    self._apply(node, actions)
+            else:
+                a(*b)
+            if self._stopped or (stop_when is not None and stop_when(self)):
+                break
+        if until is not None and not self._stopped and self.now < until and (not heap or heap[0][0] > until):
+            self.now = until
+        return self
+
+    def _apply(self, node: int, actions: Iterable) -> None:
+        now = self.now
+        for act in actions:
+            cls = act.__class__
+            if cls is Send:
+                self._send(node, act.dst, act.msg, now)
+            elif cls is Broadcast:
+                msg = act.msg
+                for dst in range(self.n):
+                    if dst != node:
+                        self._send(node, dst, msg, now)
+                if act.include_self:
+                    self._send(node, node, msg, now)
+            elif cls is SetTimer:
+                delay = act.delay / (1.0 + self._clock_drift[node])
+                token = self._push(now + delay, _TIMER, node, act.name, self._seq + 1)
+                self._timers[node][act.name] = token
+            elif cls is CancelTimer:
+                self._timers[node].pop(act.name, None)
+            elif cls is Decide:
+                self.decisions.record(now, node, act.slot, act.value)
+            else:
+                raise TypeError(f"node {node} returned {act!r}, which is not an action")
+
+    def _send(self, src: int, dst: int, msg: Any, now: float) -> None:
+        if dst == src:
+            self.net.self_delivered += 1
+            self._push(now, _DELIVER, dst, src, msg)
+            return
+        for t in self.net.transmit(now, src, dst, msg, self.rng):
+            self._push(t, _DELIVER, dst, src, msg)
+
+    # -- results ---------------------------------------------------------------------------
+
+    def result(self, **extra: Any) -> "SimResult":
+        honest = self.honest
+        log = self.decisions
+        finality = log.finality(honest)
+        decided_slots = len(finality)
+        return SimResult(
+            seed=self.seed,
+            n=self.n,
+            time=self.now,
+            events=self.events,
+            messages=self.net.stats(),
+            network=self.net.describe(),
+            faults=[[t, what, detail] for t, what, detail in self.net.log]
+            + [[t, what, node] for t, what, node in self.crash_log],
+            honest=honest,
+            decided_slots=decided_slots,
+            decisions_per_node=[len(log.latest[i]) for i in range(self.n)],
+            conflicts=log.conflicts(honest),
+            reversals=log.reversals(honest),
+            messages_per_decision=(self.net.sent / decided_slots) if decided_slots else None,
+            finality={s: list(v) for s, v in finality.items()},
+            extra=extra,
+        )
+
+
+@dataclass
+class SimResult:
+    """The record of one run, JSON-ready. The seed is always in it."""
+
+    seed: int
+    n: int
+    time: float
+    events: int
+    messages: dict
+    network: dict
+    faults: list
+    honest: list[int]
+    decided_slots: int
+    decisions_per_node: list[int]
+    conflicts: list[dict]
+    reversals: list[dict]
+    messages_per_decision: float | None
+    finality: dict[int, list]
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def safe(self) -> bool:
+        return not self.conflicts
+
+    def to_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "n": self.n,
+            "time": self.time,
+            "events": self.events,
+            "messages": self.messages,
+            "network": self.network,
+            "faults": sorted(self.faults, key=lambda f: f[0]),
+            "honest": self.honest,
+            "decided_slots": self.decided_slots,
+            "decisions_per_node": self.decisions_per_node,
+            "conflicts": self.conflicts,
+            "reversals": self.reversals,
+            "messages_per_decision": self.messages_per_decision,
+            "finality": {str(k): v for k, v in self.finality.items()},
+            **self.extra,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=_json_default, **kwargs)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {value!r}")

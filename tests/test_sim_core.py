@@ -1,0 +1,212 @@
+"""The simulator core: virtual time, timers, actions, crashes, clocks, decisions, determinism."""
+
+import json
+
+import pytest
+
+from minichain.sim import (
+    Broadcast, CancelTimer, Decide, Engine, Exponential, Fixed, Network, Send, SetTimer, Simulation,
+)
+from minichain.sim.engines.flood import Flood
+
+
+class Recorder(Engine):
+    """Does what a test scripts for it and writes down what happens to it."""
+
+    def __init__(self, ctx, script=None):
+        super().__init__(ctx)
+        self.script = script or {}
+        self.seen = []          # (virtual-ish local time, what, detail)
+        self.recovered = 0
+
+    def on_start(self):
+        return list(self.script.get(("start", self.id), []))
+
+    def on_message(self, src, msg):
+        self.seen.append((self.ctx.now, "msg", src, msg))
+        return list(self.script.get(("msg", self.id, msg), []))
+
+    def on_timer(self, name):
+        self.seen.append((self.ctx.now, "timer", name))
+        return list(self.script.get(("timer", self.id, name), []))
+
+    def on_recover(self):
+        self.recovered += 1
+        return list(self.script.get(("recover", self.id), []))
+
+
+def run(n, script, *, latency=0.1, seed=1, until=None, setup=None, **netargs):
+    sim = Simulation(n, lambda ctx: Recorder(ctx, script), seed=seed, network=Network(latency, **netargs))
+    if setup:
+        setup(sim)
+    sim.run(until=until)
+    return sim
+
+
+def test_virtual_clock_jumps_to_each_event_and_messages_take_the_link_latency():
+    sim = run(2, {("start", 0): [Send(1, "hi")], ("msg", 1, "hi"): [Send(0, "back")]}, latency=0.25)
+    assert sim.engines[1].seen == [(0.25, "msg", 0, "hi")]
+    assert sim.engines[0].seen == [(0.5, "msg", 1, "back")]
+    assert sim.now == 0.5
+    assert sim.events == 2
+
+
+def test_run_until_stops_the_clock_at_until_and_resumes_later():
+    sim = run(2, {("start", 0): [SetTimer("t", 5.0)]}, until=2.0)
+    assert sim.now == 2.0 and sim.engines[0].seen == []
+    sim.run(until=10.0)
+    assert sim.engines[0].seen == [(5.0, "timer", "t")]
+    assert sim.now == 10.0
+
+
+def test_setting_a_pending_timer_again_replaces_it():
+    script = {("start", 0): [SetTimer("t", 1.0), SetTimer("t", 3.0)]}
+    sim = run(1, script)
+    assert sim.engines[0].seen == [(3.0, "timer", "t")]
+
+
+def test_cancelled_timer_never_fires_and_other_names_are_independent():
+    script = {("start", 0): [SetTimer("a", 1.0), SetTimer("b", 2.0), CancelTimer("a"), CancelTimer("zzz")]}
+    sim = run(1, script)
+    assert sim.engines[0].seen == [(2.0, "timer", "b")]
+
+
+def test_events_at_the_same_instant_run_in_the_order_they_were_scheduled():
+    script = {("start", 0): [SetTimer(name, 1.0) for name in "cab"]}
+    sim = run(1, script)
+    assert [s[2] for s in sim.engines[0].seen] == ["c", "a", "b"]
+
+
+def test_broadcast_reaches_every_other_node_and_self_only_when_asked():
+    sim = run(4, {("start", 2): [Broadcast("x")]})
+    assert [len(e.seen) for e in sim.engines] == [1, 1, 0, 1]
+    assert sim.net.sent == 3
+    sim = run(4, {("start", 2): [Broadcast("x", include_self=True)]})
+    assert [len(e.seen) for e in sim.engines] == [1, 1, 1, 1]
+    # The copy to self is immediate, never on the wire, and not counted as network traffic.
+    assert sim.engines[2].seen == [(0.0, "msg", 2, "x")]
+    assert sim.net.sent == 3 and sim.net.self_delivered == 1
+
+
+def test_decisions_are_recorded_with_their_virtual_time():
+    script = {("start", 0): [SetTimer("t", 2.5)], ("timer", 0, "t"): [Decide(0, "v")]}
+    sim = run(1, script)
+    [d] = sim.decisions.records
+    assert (d.time, d.node, d.slot, d.value) == (2.5, 0, 0, "v")
+    assert sim.decisions.committed(0) == {0: "v"}
+
+
+def test_deciding_again_the_same_value_is_not_a_reversal_but_a_different_one_is():
+    script = {
+        ("start", 0): [Decide(0, "a"), Decide(0, "a"), SetTimer("t", 1.0)],
+        ("timer", 0, "t"): [Decide(0, "b")],
+    }
+    sim = run(1, script)
+    r = sim.result()
+    assert r.reversals == [{"time": 1.0, "node": 0, "slot": 0, "from": "a", "to": "b"}]
+    assert r.conflicts == [{"slot": 0, "values": [["a", [0]], ["b", [0]]]}]
+
+
+def test_conflicting_commits_are_judged_among_honest_nodes_only():
+    class Liar(Recorder):
+        honest = False
+
+    script = {("start", 0): [Decide(7, "x")], ("start", 1): [Decide(7, "y")], ("start", 2): [Decide(7, "x")]}
+    sim = Simulation(3, lambda ctx: (Liar if ctx.node_id == 1 else Recorder)(ctx, script), seed=0)
+    sim.run()
+    assert sim.honest == [0, 2]
+    assert sim.result().conflicts == []
+    sim = Simulation(3, lambda ctx: Recorder(ctx, script), seed=0)
+    sim.run()
+    assert sim.result().conflicts == [{"slot": 7, "values": [["x", [0, 2]], ["y", [1]]]}]
+
+
+def test_a_crashed_node_loses_its_messages_and_timers_and_recovers_through_on_recover():
+    script = {
+        ("start", 0): [SetTimer("ping", 1.0)],
+        ("timer", 0, "ping"): [Send(1, "ping"), SetTimer("ping", 1.0)],
+        ("start", 1): [SetTimer("own", 1.5)],
+        ("recover", 1): [SetTimer("back", 0.5)],
+    }
+
+    def setup(sim):
+        sim.at(1.2, sim.crash, 1)
+        sim.at(3.05, sim.recover, 1)
+
+    sim = run(2, script, latency=0.1, until=4.5, setup=setup)
+    node1 = sim.engines[1]
+    got = [(round(t, 6), what) for t, what, *_ in node1.seen]
+    # ping at 1.1 arrives; pings at 2.1 and 3.1 are sent at 2.0 (lost: crashed) and 3.0
+    # (in flight at recovery, so it arrives); the pre-crash timer "own" never fires.
+    assert got == [(1.1, "msg"), (3.1, "msg"), (3.55, "timer"), (4.1, "msg")]
+    assert node1.recovered == 1
+    assert sim.net.crashed == 1
+    assert sim.result().faults == [[1.2, "crash", 1], [3.05, "recover", 1]]
+
+
+def test_clock_skew_offsets_the_local_clock_and_drift_stretches_timers():
+    script = {("start", 0): [SetTimer("t", 1.0)], ("start", 1): [SetTimer("t", 1.0)]}
+
+    def setup(sim):
+        sim.set_clock(0, offset=100.0)
+        sim.set_clock(1, drift=1.0)    # runs twice as fast
+
+    sim = run(2, script, setup=setup)
+    assert sim.engines[0].seen == [(101.0, "timer", "t")]
+    # Node 1 counts one local second after half a virtual second; its clock then reads 1.0.
+    assert sim.engines[1].seen == [(1.0, "timer", "t")]
+    assert sim.local_time(1) == 2 * sim.now
+
+
+def test_an_engine_returning_a_non_action_is_a_clear_error():
+    with pytest.raises(TypeError, match="not an action"):
+        run(1, {("start", 0): ["oops"]})
+
+
+def test_cannot_schedule_in_the_past():
+    sim = run(1, {}, until=5.0)
+    with pytest.raises(ValueError):
+        sim.at(1.0, print)
+
+
+def test_stop_when_and_max_events_end_a_run_early():
+    script = {("start", 0): [SetTimer("t", 1.0)], ("timer", 0, "t"): [SetTimer("t", 1.0)]}
+    sim = Simulation(1, lambda ctx: Recorder(ctx, script), seed=0)
+    sim.run(max_events=5)
+    assert sim.events == 5 and sim.now == 5.0
+    sim.run(stop_when=lambda s: s.now >= 8.0)
+    assert sim.now == 8.0
+
+
+def test_node_rngs_are_independent_streams_from_the_one_seed():
+    a = Simulation(3, lambda ctx: Recorder(ctx), seed=42)
+    b = Simulation(3, lambda ctx: Recorder(ctx), seed=42)
+    draws_a = [c.rng.random() for c in a.contexts]
+    draws_b = [c.rng.random() for c in b.contexts]
+    assert draws_a == draws_b
+    assert len(set(draws_a)) == 3
+
+
+def flood_run(seed, n=30, **netargs):
+    net = Network(Exponential(0.2), **netargs)
+    sim = Simulation(n, lambda ctx: Flood(ctx, proposers=frozenset({0, n - 1}), slots=8, interval=0.3), seed=seed, network=net)
+    sim.at(0.5, net.partition, [range(n // 2)])
+    sim.at(1.5, net.heal)
+    sim.run()
+    return sim.result().to_json()
+
+
+def test_same_seed_same_json_byte_for_byte_and_different_seeds_differ():
+    a = flood_run(7, loss=0.05, duplicate=0.05, fifo=False)
+    assert a == flood_run(7, loss=0.05, duplicate=0.05, fifo=False)
+    assert a != flood_run(8, loss=0.05, duplicate=0.05, fifo=False)
+    data = json.loads(a)
+    assert data["seed"] == 7
+
+
+def test_n30_two_flooding_proposers_are_caught_deciding_conflicting_values():
+    data = json.loads(flood_run(3))
+    # Flooding is no consensus: both proposers' values reach different halves first.
+    assert data["conflicts"], "two proposers racing should produce conflicting decisions"
+    assert data["messages"]["partitioned"] > 0
+    assert data["faults"] == [[0.5, "partition", [list(range(15))]], [1.5, "heal", None]]
