@@ -1,0 +1,78 @@
+"""Signing and verification rates of the two secp256k1 backends.
+
+    python -m benchmarks.crypto [--budget SECONDS]
+
+Each row runs its operation over a fixed set of 64 keys and digests for about
+``--budget`` seconds and reports operations per second. Ratios are relative to the
+python-ecdsa row of the same operation, measured in the same run, so they mean
+something on any machine; nothing here asserts an absolute time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from typing import Callable
+
+import ecdsa
+from rich.console import Console
+from rich.table import Table
+
+from minichain.core import keys
+from minichain.core.keys import PrivateKey
+
+N_KEYS = 64
+
+
+def _rate(op: Callable[[int], object], budget: float) -> float:
+    """Operations per second of ``op(i)``, run in growing batches for ~``budget`` seconds."""
+    done, batch, elapsed = 0, 8, 0.0
+    while elapsed < budget:
+        start = time.perf_counter()
+        for i in range(done, done + batch):
+            op(i % N_KEYS)
+        elapsed += time.perf_counter() - start
+        done += batch
+        batch = min(batch * 2, 4096)
+    return done / elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=1.5, help="seconds per row (default 1.5)")
+    args = parser.parse_args(argv)
+
+    secrets = [PrivateKey(int.from_bytes(hashlib.sha256(b"bench key %d" % i).digest(), "big") % keys.CURVE_N or 1)
+               for i in range(N_KEYS)]
+    digests = [hashlib.sha256(b"bench digest %d" % i).digest() for i in range(N_KEYS)]
+    pubs = [k.public_key.to_bytes() for k in secrets]
+    sigs = [k.sign(d) for k, d in zip(secrets, digests)]
+    for b in keys.BACKENDS:  # the benchmark measures correct work only
+        assert all(keys.verify(p, s, d, backend=b) for p, s, d in zip(pubs, sigs, digests))
+
+    rows: list[tuple[str, str, float]] = []
+    for backend in keys.BACKENDS:
+        rows.append(("sign", backend, _rate(lambda i: secrets[i].sign(digests[i], backend=backend), args.budget)))
+    for backend in keys.BACKENDS:
+        rows.append(("verify", backend, _rate(lambda i: keys.verify(pubs[i], sigs[i], digests[i], backend=backend), args.budget)))
+    rows.append(("strict-DER + low-S pre-check only", "-", _rate(lambda i: keys.parse_signature(sigs[i]), args.budget / 3)))
+
+    baseline = {op: r for op, backend, r in rows if backend == "ecdsa"}
+    gmpy = "yes" if keys.ECDSA_USES_GMPY2 else "NO (pure-Python integers)"
+    table = Table(title=f"secp256k1 backends (python-ecdsa {ecdsa.__version__}, gmpy2 in use: {gmpy})")
+    table.add_column("operation")
+    table.add_column("backend")
+    table.add_column("ops/s", justify="right")
+    table.add_column("µs/op", justify="right")
+    table.add_column("vs ecdsa", justify="right")
+    for op, backend, rate in rows:
+        ratio = f"{rate / baseline[op]:.1f}x" if op in baseline else ""
+        table.add_row(op, backend, f"{rate:,.0f}", f"{1e6 / rate:,.1f}", ratio)
+    console = Console()
+    console.print(table)
+    console.print(f"default verify backend: [bold]{keys.VERIFY_BACKEND}[/bold]")
+
+
+if __name__ == "__main__":
+    main()
