@@ -1,0 +1,360 @@
+"""The block tree: every header we know, its work, its status, and the best chain.
+
+Pure data structure, no IO and no clock: the node's chain state and the simulator's
+Nakamoto nodes share this code, so they choose their tips the same way.
+
+Fork choice (Bitcoin Core's ``setBlockIndexCandidates`` / ``FindMostWorkChain``): the
+best tip is the block with the most cumulative work among blocks whose data we have
+for them and all their ancestors and that are not known to be invalid; between equal
+work, the block whose data arrived first wins, so a node never switches to a branch
+that is merely as heavy as its own.
+
+Glossary:
+  chainwork   sum of ``block_work(bits)`` from genesis to the block, inclusive.
+  complete    the block and all its ancestors have their data (transactions) here.
+  active      the chain the node has connected: its UTXO set is the active tip's.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from minichain.core.block import BlockHeader
+from minichain.core.pow import block_work, retarget
+from minichain.params import Params
+
+
+class Status(enum.IntEnum):
+    """Validation progress of one block (Bitcoin: BlockStatus in chain.h)."""
+
+    HEADER = 1         # header accepted (proof of work, context); transactions not validated
+    VALID = 2          # connected to the active chain at least once: fully valid
+    INVALID = 3        # failed validation (Bitcoin: BLOCK_FAILED_VALID)
+    INVALID_CHILD = 4  # descends from an invalid block (Bitcoin: BLOCK_FAILED_CHILD)
+
+    @property
+    def failed(self) -> bool:
+        return self >= Status.INVALID
+
+
+@dataclass(eq=False, slots=True)
+class IndexEntry:
+    """One node of the block tree (Bitcoin: CBlockIndex)."""
+
+    header: BlockHeader
+    hash: bytes
+    height: int
+    chainwork: int
+    parent: "IndexEntry | None"
+    status: Status = Status.HEADER
+    have_data: bool = False
+    # Order in which block data arrived (Bitcoin: nSequenceId); breaks chainwork ties.
+    sequence: int = -1
+    complete: bool = False
+    children: list["IndexEntry"] = field(default_factory=list)
+    skip: "IndexEntry | None" = None
+
+    @property
+    def time(self) -> int:
+        return self.header.time
+
+    def get_ancestor(self, height: int) -> "IndexEntry":
+        """The ancestor at ``height`` in O(log n) steps via skip pointers (Bitcoin's pskip)."""
+        if not 0 <= height <= self.height:
+            raise ValueError(f"no ancestor at height {height} of a block at height {self.height}")
+        walk: IndexEntry = self
+        while walk.height != height:
+            skip = walk.skip
+            if skip is not None and skip.height >= height:
+                walk = skip
+            else:
+                assert walk.parent is not None
+                walk = walk.parent
+        return walk
+
+    def __repr__(self) -> str:
+        return f"<IndexEntry {self.height} {self.hash[::-1].hex()[:16]} {self.status.name}>"
+
+
+def _skip_height(height: int) -> int:
+    """Bitcoin's GetSkipHeight: a deterministic far-back pointer for each height."""
+    def invert_lowest_one(n: int) -> int:
+        return n & (n - 1)
+
+    if height < 2:
+        return 0
+    if height & 1:
+        return invert_lowest_one(invert_lowest_one(height - 1)) + 1
+    return invert_lowest_one(height)
+
+
+class UnknownParent(KeyError):
+    """The header's parent is not in the tree (an orphan)."""
+
+
+class BlockTree:
+    """All known headers, their work and status, the candidates and the active chain."""
+
+    def __init__(self, genesis: BlockHeader, params: Params) -> None:
+        self.params = params
+        self.entries: dict[bytes, IndexEntry] = {}
+        self._next_sequence = 0
+        root = IndexEntry(genesis, genesis.hash, 0, block_work(genesis.bits), None)
+        self.entries[root.hash] = root
+        self.genesis = root
+        self._best_header = root
+        self.active: list[IndexEntry] = []
+        # Complete, not-failed blocks with no complete, not-failed child: the leaves
+        # among which the most-work tip is chosen.
+        self._candidates: set[IndexEntry] = set()
+        self.set_have_data(root)
+        self.connect_tip(root)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def __contains__(self, block_hash: bytes) -> bool:
+        return block_hash in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, block_hash: bytes) -> IndexEntry | None:
+        return self.entries.get(block_hash)
+
+    @property
+    def tip(self) -> IndexEntry:
+        return self.active[-1]
+
+    @property
+    def height(self) -> int:
+        return len(self.active) - 1
+
+    def in_active_chain(self, entry: IndexEntry) -> bool:
+        return entry.height < len(self.active) and self.active[entry.height] is entry
+
+    def best_candidate(self) -> IndexEntry:
+        """The complete, not-invalid block with the most work; ties go to the first seen."""
+        return max(self._candidates, key=lambda e: (e.chainwork, -e.sequence))
+
+    @property
+    def best_header(self) -> IndexEntry:
+        """The most-work header not known to be invalid, data or not (Bitcoin: pindexBestHeader)."""
+        if self._best_header.status.failed:
+            self._best_header = max(
+                (e for e in self.entries.values() if not e.status.failed), key=lambda e: e.chainwork
+            )
+        return self._best_header
+
+    def find_fork(self, a: IndexEntry, b: IndexEntry) -> IndexEntry:
+        """The last common ancestor of ``a`` and ``b`` (Bitcoin: LastCommonAncestor)."""
+        if a.height > b.height:
+            a = a.get_ancestor(b.height)
+        elif b.height > a.height:
+            b = b.get_ancestor(a.height)
+        while a is not b:
+            assert a.parent is not None and b.parent is not None, "blocks from different trees"
+            a, b = a.parent, b.parent
+        return a
+
+    def path(self, from_tip: IndexEntry, to_tip: IndexEntry) -> tuple[list[IndexEntry], list[IndexEntry]]:
+        """Blocks to disconnect (from ``from_tip`` down, fork excluded) and to connect (up to ``to_tip``)."""
+        fork = self.find_fork(from_tip, to_tip)
+        disconnect: list[IndexEntry] = []
+        walk: IndexEntry | None = from_tip
+        while walk is not fork:
+            assert walk is not None
+            disconnect.append(walk)
+            walk = walk.parent
+        connect: list[IndexEntry] = []
+        walk = to_tip
+        while walk is not fork:
+            assert walk is not None
+            connect.append(walk)
+            walk = walk.parent
+        connect.reverse()
+        return disconnect, connect
+
+    def median_time_past(self, entry: IndexEntry) -> int:
+        """Median of the times of ``entry`` and up to 10 ancestors (Bitcoin: GetMedianTimePast)."""
+        times = []
+        walk: IndexEntry | None = entry
+        while walk is not None and len(times) < self.params.median_time_span:
+            times.append(walk.header.time)
+            walk = walk.parent
+        times.sort()
+        return times[len(times) // 2]
+
+    def next_bits(self, parent: IndexEntry) -> int:
+        """Required ``bits`` of a child of ``parent`` (Bitcoin: GetNextWorkRequired,
+        without testnet's 20-minute minimum-difficulty exception)."""
+        params = self.params
+        height = parent.height + 1
+        if params.no_retarget or height % params.retarget_interval != 0:
+            return parent.header.bits
+        # Bitcoin's window starts interval-1 blocks back (the famous off-by-one).
+        first = parent.get_ancestor(height - params.retarget_interval)
+        return retarget(parent.header.bits, first.header.time, parent.header.time, params)
+
+    def locator(self, entry: IndexEntry | None = None) -> list[bytes]:
+        """Block locator hashes: dense near the tip, then exponentially sparser, then genesis."""
+        walk = entry or self.tip
+        hashes: list[bytes] = []
+        step = 1
+        while True:
+            hashes.append(walk.hash)
+            if walk.height == 0:
+                break
+            height = max(walk.height - step, 0)
+            walk = walk.get_ancestor(height)
+            if len(hashes) > 10:
+                step *= 2
+        return hashes
+
+    def chain_tips(self) -> list[dict]:
+        """Like Bitcoin's ``getchaintips``: every leaf, with its branch length and status."""
+        tips = []
+        for e in self.entries.values():
+            if e.children:
+                continue
+            fork = self.find_fork(e, self.tip)
+            if self.in_active_chain(e):
+                status = "active"
+            elif e.status.failed:
+                status = "invalid"
+            elif not e.complete:
+                status = "headers-only"
+            elif e.status is Status.VALID:
+                status = "valid-fork"
+            else:
+                status = "valid-headers"
+            tips.append({"height": e.height, "hash": e.hash, "branchlen": e.height - fork.height, "status": status, "entry": e})
+        tips.sort(key=lambda t: (t["status"] != "active", -t["height"]))
+        return tips
+
+    def descendants(self, entry: IndexEntry) -> Iterator[IndexEntry]:
+        stack = list(entry.children)
+        while stack:
+            e = stack.pop()
+            yield e
+            stack.extend(e.children)
+
+    # -- changes ---------------------------------------------------------------------
+
+    def add_header(self, header: BlockHeader) -> IndexEntry:
+        """Insert a header whose parent is known (checks are the caller's job).
+
+        Returns the existing entry for a known header. A child of a failed block is
+        inserted as INVALID_CHILD.
+        """
+        existing = self.entries.get(header.hash)
+        if existing is not None:
+            return existing
+        parent = self.entries.get(header.prev_hash)
+        if parent is None:
+            raise UnknownParent(header.prev_hash)
+        entry = IndexEntry(
+            header, header.hash, parent.height + 1, parent.chainwork + block_work(header.bits), parent,
+            status=Status.INVALID_CHILD if parent.status.failed else Status.HEADER,
+        )
+        entry.skip = parent.get_ancestor(_skip_height(entry.height)) if entry.height >= 2 else parent
+        parent.children.append(entry)
+        self.entries[entry.hash] = entry
+        if not entry.status.failed and entry.chainwork > self._best_header.chainwork:
+            self._best_header = entry
+        return entry
+
+    def set_have_data(self, entry: IndexEntry) -> None:
+        """Record that ``entry``'s transactions are stored; it may now be a candidate."""
+        if entry.have_data:
+            return
+        entry.have_data = True
+        entry.sequence = self._next_sequence
+        self._next_sequence += 1
+        if entry.parent is None or entry.parent.complete:
+            self._mark_complete(entry)
+
+    def _mark_complete(self, entry: IndexEntry) -> None:
+        # Completeness flows down to every descendant whose data is already here.
+        stack = [entry]
+        while stack:
+            e = stack.pop()
+            e.complete = True
+            if not e.status.failed:
+                self._candidates.add(e)
+                if e.parent is not None:
+                    self._candidates.discard(e.parent)
+            stack.extend(c for c in e.children if c.have_data)
+
+    def mark_invalid(self, entry: IndexEntry) -> list[IndexEntry]:
+        """Mark ``entry`` invalid and its descendants INVALID_CHILD; returns all marked."""
+        if entry is self.genesis:
+            raise ValueError("genesis cannot be invalid")
+        entry.status = Status.INVALID
+        marked = [entry]
+        for d in self.descendants(entry):
+            d.status = Status.INVALID_CHILD
+            marked.append(d)
+        for e in marked:
+            self._candidates.discard(e)
+        # The parent is a leaf of the valid tree again unless another child keeps it covered.
+        parent = entry.parent
+        assert parent is not None
+        if parent.complete and not parent.status.failed:
+            if not any(c.complete and not c.status.failed for c in parent.children):
+                self._candidates.add(parent)
+        return marked
+
+    def connect_tip(self, entry: IndexEntry) -> None:
+        """Make ``entry`` (a child of the active tip) the new active tip; it is now VALID."""
+        if self.active and entry.parent is not self.tip:
+            raise ValueError("can only connect a child of the active tip")
+        if entry.status.failed:
+            raise ValueError("cannot connect an invalid block")
+        entry.status = Status.VALID
+        self.active.append(entry)
+
+    def disconnect_tip(self) -> IndexEntry:
+        """Remove the active tip (its parent becomes the tip); returns the removed entry."""
+        if len(self.active) <= 1:
+            raise ValueError("cannot disconnect genesis")
+        return self.active.pop()
+
+    # -- loading a saved tree ------------------------------------------------------------
+
+    def load(self, saved: Iterable[tuple[BlockHeader, Status, bool, int]], tip_hash: bytes) -> None:
+        """Rebuild from (header, status, have_data, sequence) rows and the saved active tip.
+
+        Rows may come in any order; parents are inserted before children. The active
+        chain is set to the saved tip without re-validating (the store vouches for it).
+        """
+        rows = list(saved)
+        by_prev: dict[bytes, list] = {}
+        for row in rows:
+            by_prev.setdefault(row[0].prev_hash, []).append(row)
+        stack = [self.genesis.hash]
+        while stack:
+            parent_hash = stack.pop()
+            for header, status, have_data, sequence in by_prev.get(parent_hash, []):
+                if header.hash == self.genesis.hash:
+                    continue
+                entry = self.add_header(header)
+                entry.status = status
+                stack.append(entry.hash)
+        by_sequence = sorted(((seq, h.hash) for h, _, have, seq in rows if have), key=lambda t: t[0])
+        for seq, h in by_sequence:
+            entry = self.entries.get(h)
+            if entry is not None and entry is not self.genesis:
+                self.set_have_data(entry)
+        for e in list(self._candidates):
+            if e.status.failed:
+                self._candidates.discard(e)
+        tip = self.entries[tip_hash]
+        chain = []
+        walk: IndexEntry | None = tip
+        while walk is not None:
+            chain.append(walk)
+            walk = walk.parent
+        chain.reverse()
+        self.active = chain
