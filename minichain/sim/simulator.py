@@ -102,6 +102,15 @@ class Simulation:
     def after(self, delay: float, fn: Callable, *args: Any) -> None:
         self.at(self.now + delay, fn, *args)
 
+    def submit(self, node: int, msg: Any, src: int = -1) -> None:
+        """Hand ``msg`` to ``node`` now, from outside the network (a client, src=-1).
+
+        Workloads use it, e.g. ``sim.at(t, sim.submit, leader, ClientRequest(v))``. It is
+        not network traffic: never lost or counted. A crashed node does not get it.
+        """
+        if not self.crashed[node]:
+            self._apply(node, self.engines[node].on_message(src, msg))
+
     def stop(self) -> None:
         """End ``run`` after the current event."""
         self._stopped = True
