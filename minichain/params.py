@@ -103,7 +103,7 @@ testnet = Params(
     address_version=0x6F,  # Bitcoin testnet's PUBKEY_ADDRESS prefix ("m" / "n" addresses)
     genesis_time=1798761600,  # 2027-01-01T00:00:00Z
     genesis_bits=0x1F00FFFF,
-    genesis_nonce=0,  # set once the genesis coinbase format is fixed; see core/genesis.py
+    genesis_nonce=22568,  # found by core/genesis.py find_genesis_nonce
     genesis_message=b"minichain testnet genesis",
 )
 
@@ -123,7 +123,7 @@ regtest = Params(
     address_version=0x6F,
     genesis_time=1296688602,  # Bitcoin regtest genesis nTime
     genesis_bits=0x207FFFFF,
-    genesis_nonce=0,
+    genesis_nonce=2,  # found by core/genesis.py find_genesis_nonce
     genesis_message=b"minichain regtest genesis",
 )
 
