@@ -1,0 +1,1 @@
+"""Experiments the ``minichain sim`` commands run."""
