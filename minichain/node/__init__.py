@@ -1,0 +1,1 @@
+"""The node: the asyncio/aiohttp shell around the chain state (the only layer with sockets)."""
