@@ -1,0 +1,94 @@
+"""An in-memory store: dictionaries behind the ChainStore interface (tests, simulator)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from minichain.core.tx import OutPoint
+from minichain.core.validation import Coin
+from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreError
+
+
+class MemoryStore(ChainStore):
+    """Holds everything in dicts. A batch is applied in one go with nothing that can fail
+    half-way (all values were built before ``write`` is called), so it is atomic."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[bytes, bytes] = {}
+        self._index: dict[bytes, IndexRow] = {}
+        self._coins: dict[OutPoint, Coin] = {}
+        self._undo: dict[bytes, bytes] = {}
+        self._meta: dict[str, bytes] = {}
+        self._tip: bytes | None = None
+        self._closed = False
+        self.writes = 0  # batches applied, for tests
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def write(self, batch: StoreBatch) -> None:
+        self._check_open()
+        self._blocks.update(batch.blocks)
+        self._index.update(batch.index)
+        for outpoint, coin in batch.coins.items():
+            if coin is None:
+                self._coins.pop(outpoint, None)
+            else:
+                self._coins[outpoint] = coin
+        for block_hash, data in batch.undo.items():
+            if data is None:
+                self._undo.pop(block_hash, None)
+            else:
+                self._undo[block_hash] = data
+        self._meta.update(batch.meta)
+        if batch.tip is not None:
+            self._tip = batch.tip
+        self.writes += 1
+
+    def get_block(self, block_hash: bytes) -> bytes | None:
+        self._check_open()
+        return self._blocks.get(block_hash)
+
+    def has_block(self, block_hash: bytes) -> bool:
+        self._check_open()
+        return block_hash in self._blocks
+
+    def iter_block_hashes(self) -> Iterator[bytes]:
+        self._check_open()
+        return iter(list(self._blocks))
+
+    def get_index(self, block_hash: bytes) -> IndexRow | None:
+        self._check_open()
+        return self._index.get(block_hash)
+
+    def iter_index(self) -> Iterator[IndexRow]:
+        self._check_open()
+        return iter(list(self._index.values()))
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        self._check_open()
+        return self._coins.get(outpoint)
+
+    def iter_coins(self) -> Iterator[tuple[OutPoint, Coin]]:
+        self._check_open()
+        return iter(sorted(self._coins.items(), key=lambda kv: (kv[0].txid, kv[0].index)))
+
+    def get_undo(self, block_hash: bytes) -> bytes | None:
+        self._check_open()
+        return self._undo.get(block_hash)
+
+    def iter_undo_hashes(self) -> Iterator[bytes]:
+        self._check_open()
+        return iter(list(self._undo))
+
+    def get_meta(self, name: str) -> bytes | None:
+        self._check_open()
+        return self._meta.get(name)
+
+    def get_tip(self) -> bytes | None:
+        self._check_open()
+        return self._tip
+
+    def close(self) -> None:
+        self._closed = True
