@@ -210,3 +210,13 @@ def test_n30_two_flooding_proposers_are_caught_deciding_conflicting_values():
     assert data["conflicts"], "two proposers racing should produce conflicting decisions"
     assert data["messages"]["partitioned"] > 0
     assert data["faults"] == [[0.5, "partition", [list(range(15))]], [1.5, "heal", None]]
+
+
+def test_client_input_arrives_from_CLIENT_and_is_not_network_traffic():
+    from minichain.sim import CLIENT
+
+    sim = Simulation(2, lambda ctx: Recorder(ctx), seed=0)
+    sim.inject(1, "pay", at=3.0)
+    sim.run()
+    assert sim.engines[1].seen == [(3.0, "msg", CLIENT, "pay")]
+    assert sim.net.sent == 0 and sim.net.delivered == 0

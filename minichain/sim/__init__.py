@@ -8,6 +8,7 @@ protocols and ``scenarios/`` the experiments the ``minichain sim`` commands run.
 """
 
 from minichain.sim.engine import (
+    CLIENT,
     Action,
     Broadcast,
     CancelTimer,
@@ -22,7 +23,7 @@ from minichain.sim.network import Exponential, Fixed, LogNormal, Network, Unifor
 from minichain.sim.simulator import Simulation, SimResult
 
 __all__ = [
-    "Action", "Broadcast", "CancelTimer", "Decide", "Engine", "EngineFactory", "NodeContext",
+    "CLIENT", "Action", "Broadcast", "CancelTimer", "Decide", "Engine", "EngineFactory", "NodeContext",
     "Send", "SetTimer", "Exponential", "Fixed", "LogNormal", "Network", "Uniform",
     "Simulation", "SimResult",
 ]

@@ -26,6 +26,10 @@ Actions (plain immutable values):
                                    decided is recorded as a *reversal* (Nakamoto reorgs do
                                    this; a correct BFT/CFT engine never does)
 
+Input from outside the protocol (a client submitting a payment or a request) arrives as
+``on_message(CLIENT, msg)`` with ``CLIENT = -1``; the simulator's ``inject(node, msg)``
+delivers it (never lost, not counted as network traffic).
+
 Each engine receives a :class:`NodeContext` at construction: its node id, the number of
 nodes ``n``, its own ``random.Random`` stream (derived from the run's one seed) and
 ``now``, the node's local clock (virtual time with this node's clock skew applied).
@@ -50,6 +54,9 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Union
 
 if TYPE_CHECKING:
     from minichain.sim.simulator import Simulation
+
+
+CLIENT = -1  # the ``src`` of messages injected from outside the protocol
 
 
 @dataclass(frozen=True, slots=True)

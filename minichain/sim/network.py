@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections import defaultdict
+from heapq import heappush
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 
 class Latency(Protocol):
     def sample(self, rng: random.Random) -> float: ...
+    @property
+    def sent_by_type(self) -> dict[str, int]:
+        return _by_name(self._sent_by_cls)
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        return _by_name(self._delivered_by_cls)
+
     def describe(self) -> dict: ...
 
 
@@ -59,6 +67,14 @@ class Fixed:
     @property
     def mean(self) -> float:
         return self.delay
+
+    @property
+    def sent_by_type(self) -> dict[str, int]:
+        return _by_name(self._sent_by_cls)
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        return _by_name(self._delivered_by_cls)
 
     def describe(self) -> dict:
         return {"dist": "fixed", "delay": self.delay}
@@ -78,6 +94,14 @@ class Uniform:
     def mean(self) -> float:
         return (self.low + self.high) / 2
 
+    @property
+    def sent_by_type(self) -> dict[str, int]:
+        return _by_name(self._sent_by_cls)
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        return _by_name(self._delivered_by_cls)
+
     def describe(self) -> dict:
         return {"dist": "uniform", "low": self.low, "high": self.high}
 
@@ -92,6 +116,14 @@ class Exponential:
     def sample(self, rng: random.Random) -> float:
         extra = self.mean - self.base
         return self.base + (rng.expovariate(1.0 / extra) if extra > 0 else 0.0)
+
+    @property
+    def sent_by_type(self) -> dict[str, int]:
+        return _by_name(self._sent_by_cls)
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        return _by_name(self._delivered_by_cls)
 
     def describe(self) -> dict:
         return {"dist": "exponential", "mean": self.mean, "base": self.base}
@@ -112,6 +144,14 @@ class LogNormal:
     @property
     def mean(self) -> float:
         return self.base + self.median * math.exp(self.sigma**2 / 2)
+
+    @property
+    def sent_by_type(self) -> dict[str, int]:
+        return _by_name(self._sent_by_cls)
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        return _by_name(self._delivered_by_cls)
 
     def describe(self) -> dict:
         return {"dist": "lognormal", "median": self.median, "sigma": self.sigma, "base": self.base}
@@ -136,11 +176,12 @@ class Network:
         fifo: bool = True,
         bandwidth: float | None = None,
     ) -> None:
+        self._plain = True
         self.latency = as_latency(latency)
-        self.loss = _probability(loss, "loss")
-        self.duplicate = _probability(duplicate, "duplicate")
+        self._loss = _probability(loss, "loss")
+        self._duplicate = _probability(duplicate, "duplicate")
         self.fifo = fifo
-        self.bandwidth = bandwidth              # bytes per second of every node's uplink
+        self._bandwidth = bandwidth              # bytes per second of every node's uplink
         self._link_latency: dict[int, Latency] = {}
         self._link_loss: dict[int, float] = {}
         self._node_bandwidth: dict[int, float | None] = {}
@@ -164,15 +205,54 @@ class Network:
         self.duplicated = 0
         self.self_delivered = 0
         self.bytes_sent = 0
-        self.sent_by_type: dict[str, int] = defaultdict(int)
-        self.delivered_by_type: dict[str, int] = defaultdict(int)
+        self._sent_by_cls: dict[type, int] = {}
+        self._delivered_by_cls: dict[type, int] = {}
         self.sent_by_node: list[int] = []
+        self._refresh()
+
+    # Fields that decide whether the fast path applies are properties, so that setting
+    # them directly (``net.loss = 0.1``) is as good as calling the setter.
+    @property
+    def loss(self) -> float:
+        return self._loss
+
+    @loss.setter
+    def loss(self, value: float) -> None:
+        self._loss = _probability(value, "loss")
+        self._refresh()
+
+    @property
+    def duplicate(self) -> float:
+        return self._duplicate
+
+    @duplicate.setter
+    def duplicate(self, value: float) -> None:
+        self._duplicate = _probability(value, "duplicate")
+        self._refresh()
+
+    @property
+    def bandwidth(self) -> float | None:
+        return self._bandwidth
+
+    @bandwidth.setter
+    def bandwidth(self, value: float | None) -> None:
+        self._bandwidth = value
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._plain = not (
+            self._blocking or self._loss or self._duplicate or self._bandwidth or self._node_bandwidth
+            or self._link_latency or self._link_loss or self._extra or self.gst is not None
+        )
 
     def attach(self, sim: "Simulation") -> None:
         if self.sim is not None:
             raise ValueError("a Network belongs to one Simulation")
         self.sim = sim
         self.n = sim.n
+        self._heap = sim._heap
+        self._counter = sim._counter
+        self._rng = sim.rng
         self._group = [0] * sim.n
         self.sent_by_node = [0] * sim.n
 
@@ -187,10 +267,12 @@ class Network:
                 self._link_latency[key] = as_latency(latency)
             if loss is not None:
                 self._link_loss[key] = _probability(loss, "loss")
+        self._refresh()
 
     def set_bandwidth(self, node: int, bandwidth: float | None) -> None:
         """Uplink bandwidth of one node in bytes per second (None: unlimited)."""
         self._node_bandwidth[node] = bandwidth
+        self._refresh()
 
     def link_latency(self, a: int, b: int) -> Latency:
         return self._link_latency.get(a * self.n + b, self.latency)
@@ -231,6 +313,7 @@ class Network:
         self._group = [0] * self.n
         self._cuts.clear()
         self._blocking = False
+        self._refresh()
         self._note("heal", None)
 
     def blocked(self, a: int, b: int) -> bool:
@@ -256,12 +339,14 @@ class Network:
         ``extra`` more seconds. Cumulative; ``clear_delays()`` removes them all."""
         self._extra.append((as_latency(extra), None if src is None else frozenset(src),
                             None if dst is None else frozenset(dst)))
+        self._refresh()
         self._note("delay", {"extra": as_latency(extra).describe(),
                              "src": None if src is None else sorted(src),
                              "dst": None if dst is None else sorted(dst)})
 
     def clear_delays(self) -> None:
         self._extra.clear()
+        self._refresh()
         self._note("clear_delays", None)
 
     def asynchronous_until(self, gst: float, delay: "Latency | float") -> None:
@@ -269,41 +354,61 @@ class Network:
         sample, but no later than ``gst`` (so it arrives by GST + its ordinary latency)."""
         self.gst = gst
         self._async_delay = as_latency(delay)
+        self._refresh()
         self._note("asynchronous_until", {"gst": gst, "delay": self._async_delay.describe()})
 
     # -- carrying messages (called by the simulator) --------------------------------------
 
-    def transmit(self, now: float, src: int, dst: int, msg: Any, rng: random.Random) -> list[float]:
-        """Count one message and return its arrival times (none if dropped, two if duplicated)."""
+    def transmit(self, now: float, src: int, dst: int, msg: Any) -> None:
+        """Count one message from ``src`` to ``dst`` and schedule its arrival(s), if any.
+
+        The hot path of every run: it is written for speed (no allocations beyond the
+        heap entry when no fault is configured)."""
         self.sent += 1
         self.sent_by_node[src] += 1
-        name = type(msg).__name__
-        self.sent_by_type[name] += 1
+        cls = msg.__class__
+        counts = self._sent_by_cls
+        counts[cls] = counts.get(cls, 0) + 1
         size = getattr(msg, "size", 0)
         self.bytes_sent += size
+        rng = self._rng
         key = src * self.n + dst
+        if self._plain:
+            # No fault, override or bandwidth in force: latency (and FIFO) only.
+            t = now + self.latency.sample(rng)
+            if self.fifo:
+                last = self._last_arrival.get(key, 0.0)
+                if t < last:
+                    t = last
+                self._last_arrival[key] = t
+            heappush(self._heap, (t, next(self._counter), 0, dst, src, msg))
+            return
         if self._blocking and (self._group[src] != self._group[dst] or key in self._cuts):
             self.partitioned += 1
-            return []
+            return
         loss = self._link_loss.get(key, self.loss) if self._link_loss else self.loss
         if loss and rng.random() < loss:
             self.lost += 1
-            return []
+            return
         depart = now
-        bw = self._node_bandwidth.get(src, self.bandwidth) if self._node_bandwidth else self.bandwidth
-        if bw and size:
-            depart = max(now, self._uplink_free.get(src, 0.0)) + size / bw
-            self._uplink_free[src] = depart
-        copies = 2 if self.duplicate and rng.random() < self.duplicate else 1
-        if copies == 2:
-            self.duplicated += 1
+        if self._node_bandwidth or self.bandwidth:
+            bw = self._node_bandwidth.get(src, self.bandwidth)
+            if bw and size:
+                depart = max(now, self._uplink_free.get(src, 0.0)) + size / bw
+                self._uplink_free[src] = depart
         latency = self._link_latency.get(key, self.latency) if self._link_latency else self.latency
-        arrivals = []
-        for _ in range(copies):
+        copies = 1
+        if self.duplicate and rng.random() < self.duplicate:
+            copies = 2
+            self.duplicated += 1
+        heap = self._heap
+        while copies:
+            copies -= 1
             t = depart + latency.sample(rng)
-            for extra, srcs, dsts in self._extra:
-                if (srcs is None or src in srcs) and (dsts is None or dst in dsts):
-                    t += extra.sample(rng)
+            if self._extra:
+                for extra, srcs, dsts in self._extra:
+                    if (srcs is None or src in srcs) and (dsts is None or dst in dsts):
+                        t += extra.sample(rng)
             if self.gst is not None and now < self.gst:
                 t += min(self._async_delay.sample(rng), self.gst - now)
             if self.fifo:
@@ -311,12 +416,7 @@ class Network:
                 if t < last:
                     t = last
                 self._last_arrival[key] = t
-            arrivals.append(t)
-        return arrivals
-
-    def count_delivered(self, msg: Any) -> None:
-        self.delivered += 1
-        self.delivered_by_type[type(msg).__name__] += 1
+            heappush(heap, (t, next(self._counter), 0, dst, src, msg))
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -332,9 +432,17 @@ class Network:
             "in_flight": in_flight,
             "self_delivered": self.self_delivered,
             "bytes_sent": self.bytes_sent,
-            "sent_by_type": dict(sorted(self.sent_by_type.items())),
-            "delivered_by_type": dict(sorted(self.delivered_by_type.items())),
+            "sent_by_type": self.sent_by_type,
+            "delivered_by_type": self.delivered_by_type,
         }
+
+    @property
+    def sent_by_type(self) -> dict[str, int]:
+        return _by_name(self._sent_by_cls)
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        return _by_name(self._delivered_by_cls)
 
     def describe(self) -> dict:
         return {
@@ -355,9 +463,17 @@ class Network:
 
     def _update_blocking(self) -> None:
         self._blocking = bool(self._cuts) or len(set(self._group)) > 1
+        self._refresh()
 
     def _note(self, what: str, detail: Any) -> None:
         self.log.append((self.sim.now if self.sim is not None else 0.0, what, detail))
+
+
+def _by_name(counts: dict[type, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cls, c in counts.items():
+        out[cls.__name__] = out.get(cls.__name__, 0) + c
+    return dict(sorted(out.items()))
 
 
 def _probability(p: float, name: str) -> float:

@@ -21,13 +21,14 @@ clock, and records their decisions in a :class:`~minichain.sim.decisions.Decisio
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable
 
 from minichain.sim.decisions import DecisionLog
-from minichain.sim.engine import Broadcast, CancelTimer, Decide, Engine, EngineFactory, NodeContext, Send, SetTimer
+from minichain.sim.engine import CLIENT, Broadcast, CancelTimer, Decide, Engine, EngineFactory, NodeContext, Send, SetTimer
 from minichain.sim.network import Network
 
 _DELIVER = 0
@@ -54,7 +55,7 @@ class Simulation:
         self.now = 0.0
         self.events = 0
         self._heap: list[tuple] = []
-        self._seq = 0
+        self._counter = itertools.count(1)   # sequence numbers: FIFO among equal times
         self._started = False
         self._stopped = False
         self.net = network if network is not None else Network()
@@ -89,9 +90,9 @@ class Simulation:
     # -- scheduling --------------------------------------------------------------------------
 
     def _push(self, t: float, kind: int, node: int, a: Any, b: Any) -> int:
-        self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, kind, node, a, b))
-        return self._seq
+        seq = next(self._counter)
+        heapq.heappush(self._heap, (t, seq, kind, node, a, b))
+        return seq
 
     def at(self, time: float, fn: Callable, *args: Any) -> None:
         """Call ``fn(*args)`` at virtual time ``time`` (faults, workload, probes)."""
@@ -110,6 +111,14 @@ class Simulation:
         """
         if not self.crashed[node]:
             self._apply(node, self.engines[node].on_message(src, msg))
+
+    def inject(self, node: int, msg: Any, at: float | None = None) -> None:
+        """Deliver ``msg`` to ``node`` from outside the protocol (``src`` = ``CLIENT``), now or
+        at time ``at``: client requests, payments. Not network traffic: never lost or counted."""
+        t = self.now if at is None else at
+        if t < self.now:
+            raise ValueError(f"cannot inject at {t} < now {self.now}")
+        self._push(t, _DELIVER, node, CLIENT, msg)
 
     def stop(self) -> None:
         """End ``run`` after the current event."""
@@ -161,6 +170,7 @@ class Simulation:
         crashed = self.crashed
         net = self.net
         timers = self._timers
+        delivered = net._delivered_by_cls
         budget = max_events
         while heap:
             if until is not None and heap[0][0] > until:
@@ -173,13 +183,15 @@ class Simulation:
             self.now = t
             self.events += 1
             if kind == _DELIVER:
-                if a == node:                        # a copy to self (Broadcast include_self)
+                if a == node or a < 0:               # a copy to self, or client input
                     if not crashed[node]:
                         self._apply(node, engines[node].on_message(a, b))
                 elif crashed[node]:
                     net.crashed += 1
                 else:
-                    net.count_delivered(b)
+                    net.delivered += 1
+                    cls = b.__class__
+                    delivered[cls] = delivered.get(cls, 0) + 1
                     actions = engines[node].on_message(a, b)
                     if actions:
                         self._apply(node, actions)
@@ -202,10 +214,14 @@ class Simulation:
 
     def _apply(self, node: int, actions: Iterable) -> None:
         now = self.now
+        transmit = self.net.transmit
         for act in actions:
             cls = act.__class__
             if cls is Send:
-                self._send(node, act.dst, act.msg, now)
+                if act.dst != node:
+                    transmit(now, node, act.dst, act.msg)
+                else:
+                    self._send(node, node, act.msg, now)
             elif cls is Broadcast:
                 msg = act.msg
                 for dst in range(self.n):
@@ -215,7 +231,8 @@ class Simulation:
                     self._send(node, node, msg, now)
             elif cls is SetTimer:
                 delay = act.delay / (1.0 + self._clock_drift[node])
-                token = self._push(now + delay, _TIMER, node, act.name, self._seq + 1)
+                token = next(self._counter)
+                heapq.heappush(self._heap, (now + delay, token, _TIMER, node, act.name, token))
                 self._timers[node][act.name] = token
             elif cls is CancelTimer:
                 self._timers[node].pop(act.name, None)
@@ -229,8 +246,7 @@ class Simulation:
             self.net.self_delivered += 1
             self._push(now, _DELIVER, dst, src, msg)
             return
-        for t in self.net.transmit(now, src, dst, msg, self.rng):
-            self._push(t, _DELIVER, dst, src, msg)
+        self.net.transmit(now, src, dst, msg)
 
     # -- results ---------------------------------------------------------------------------
 
