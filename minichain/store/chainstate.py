@@ -1,0 +1,611 @@
+"""The chain state: the best valid chain, its UTXO set and every block we know, on a store.
+
+Blocks and headers may arrive in any order, from anyone. :class:`ChainState` follows
+Bitcoin Core's validation.cpp:
+
+* ``accept_header`` -- AcceptBlockHeader: proof of work, difficulty and time against the
+  parent, then the header joins the block tree (and the stored index).
+* ``accept_block`` -- AcceptBlock: the same header checks plus CheckBlock and
+  ContextualCheckBlock, then the block's bytes are stored. A block whose parent is
+  unknown waits in a bounded orphan pool and is accepted when the parent arrives.
+* ``activate_best_chain`` -- ActivateBestChain: while the most-work complete, not
+  invalid block (``BlockTree.best_candidate``) is not the active tip, disconnect back to
+  the fork point with the undo data and connect the new branch with ConnectBlock. When a
+  block of that branch breaks a rule it and its descendants are marked invalid and the
+  loop goes on to the best chain that is left -- usually the one we came from.
+
+Each connect and each disconnect is one atomic store batch (UTXO changes, undo data,
+index status, tip pointer), so a crash leaves the store at some block boundary with a
+UTXO set that is exactly its tip's; reopening it and calling ``activate_best_chain``
+finishes an interrupted reorganisation. Everything a call decided is written before the
+call returns its result (raft's Ready: persist, then speak).
+
+An invalid block never changes the active chain or the UTXO set once the call returns.
+What it does leave behind, as in Bitcoin Core, is a memory of its header marked invalid
+(when its proof of work was good and its transactions matched its Merkle root), so
+that it and its descendants are refused at once next time.
+
+Simplifications: no pruning, no assumevalid, no header-only sync logic beyond storing
+headers; a block's bytes are stored as they arrive even if it is never connected.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from minichain.core.block import Block, BlockHeader
+from minichain.core.chain import BlockTree, IndexEntry, Status
+from minichain.core.genesis import genesis_block
+from minichain.core.sigcache import SignatureCache, SignatureChecker
+from minichain.core.tx import OutPoint, Transaction
+from minichain.core.validation import (
+    Coin,
+    CoinsCache,
+    CorruptionError,
+    ValidationError,
+    check_block,
+    check_block_header,
+    connect_block,
+    contextual_check_block,
+    contextual_check_block_header,
+    deserialize_undo,
+    disconnect_block,
+    serialize_undo,
+)
+from minichain.params import Params
+from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreMismatchError
+
+STORE_FORMAT = b"minichain-store-1"
+# Bitcoin had MAX_ORPHAN_BLOCKS = 750 before headers-first sync; our blocks are small and
+# a node asks its peers for missing parents, so a smaller pool does.
+DEFAULT_MAX_ORPHANS = 100
+RECENT_BLOCKS = 64  # blocks kept decoded in memory, so a block just received is not re-read
+
+
+class BlockStatus(str, enum.Enum):
+    CONNECTED = "connected"       # on the active chain when the call returned
+    SIDE_BRANCH = "side-branch"   # stored and not known invalid, but not on the active chain
+    ORPHAN = "orphan"             # parent unknown: waiting in the orphan pool
+    DUPLICATE = "duplicate"       # already stored (or already waiting as an orphan)
+    INVALID = "invalid"           # broke a rule; ``reason`` says which
+    HEADER = "header"             # accept_header: the header joined the tree
+
+
+@dataclass
+class BlockEvent:
+    """What happened to one block."""
+
+    hash: bytes
+    status: BlockStatus
+    reason: str | None = None
+    message: str = ""
+
+    def __repr__(self) -> str:
+        why = f" {self.reason}" if self.reason else ""
+        return f"<{self.hash[::-1].hex()[:16]} {self.status.value}{why}>"
+
+
+@dataclass
+class Activation:
+    """The blocks ``activate_best_chain`` disconnected and connected, in the order it did so."""
+
+    disconnected: list[Block] = field(default_factory=list)  # tip first
+    connected: list[Block] = field(default_factory=list)     # lowest first
+    invalid: list[tuple[bytes, ValidationError]] = field(default_factory=list)
+
+    def extend(self, other: "Activation") -> None:
+        self.disconnected += other.disconnected
+        self.connected += other.connected
+        self.invalid += other.invalid
+
+
+@dataclass
+class AcceptResult:
+    """The outcome of ``accept_block`` / ``accept_header``.
+
+    ``status``/``reason`` concern the block passed in; ``events`` lists every block whose
+    fate this call decided (the block itself, orphans it released, blocks of a branch
+    found invalid while reorganising). ``activation`` lists what was disconnected and
+    connected; a mempool takes back :attr:`disconnected_txs` and drops
+    :attr:`connected_txs`.
+    """
+
+    hash: bytes
+    status: BlockStatus
+    reason: str | None = None
+    message: str = ""
+    events: list[BlockEvent] = field(default_factory=list)
+    activation: Activation = field(default_factory=Activation)
+    tip: bytes = b""
+
+    @property
+    def disconnected_txs(self) -> list[Transaction]:
+        """Non-coinbase transactions of the disconnected blocks, oldest block first."""
+        return [tx for b in reversed(self.activation.disconnected) for tx in b.transactions[1:]]
+
+    @property
+    def connected_txs(self) -> list[Transaction]:
+        return [tx for b in self.activation.connected for tx in b.transactions[1:]]
+
+    @property
+    def txs_to_readd(self) -> list[Transaction]:
+        """Disconnected transactions that the new chain does not contain (mempool candidates)."""
+        now_in_chain = {tx.txid for tx in self.connected_txs}
+        return [tx for tx in self.disconnected_txs if tx.txid not in now_in_chain]
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    problems: list[str]
+    blocks: int
+    coins: int
+
+    def __str__(self) -> str:
+        head = f"verify: {'OK' if self.ok else 'FAILED'} ({self.blocks} blocks, {self.coins} coins)"
+        return "\n".join([head] + [f"  - {p}" for p in self.problems])
+
+
+class _DictView:
+    __slots__ = ("coins",)
+
+    def __init__(self, coins: dict[OutPoint, Coin]) -> None:
+        self.coins = coins
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        return self.coins.get(outpoint)
+
+
+def _apply(view: CoinsCache, batch: StoreBatch) -> None:
+    puts, deletes = view.changes()
+    for outpoint in deletes:
+        batch.delete_coin(outpoint)
+    for outpoint, coin in puts.items():
+        batch.put_coin(outpoint, coin)
+
+
+class ChainState:
+    """The best valid chain on a :class:`ChainStore`. Single-threaded: one caller at a time.
+
+    Opening a store loads the block index and the tip; it does not connect anything. A
+    node calls :meth:`activate_best_chain` right after opening, to finish a
+    reorganisation a crash may have interrupted.
+    """
+
+    def __init__(
+        self,
+        store: ChainStore,
+        params: Params,
+        *,
+        sigcache: SignatureCache | None = None,
+        checker: SignatureChecker | None = None,
+        max_orphans: int = DEFAULT_MAX_ORPHANS,
+    ) -> None:
+        self.store = store
+        self.params = params
+        self.checker = checker if checker is not None else SignatureChecker(sigcache)
+        self.max_orphans = max_orphans
+        self.genesis = genesis_block(params)
+        self._orphans: dict[bytes, Block] = {}  # insertion order = arrival order
+        self._orphans_by_prev: dict[bytes, list[bytes]] = {}
+        self._recent: dict[bytes, Block] = {}
+        self._events: list[BlockEvent] = []  # side effects of the current call, for its result
+        tip = store.get_tip()
+        if tip is None:
+            self._initialise()
+        else:
+            self._check_network()
+        self.tree = self._load_tree()
+
+    # -- opening
+
+    def _initialise(self) -> None:
+        g = self.genesis
+        batch = StoreBatch()
+        batch.put_meta("format", STORE_FORMAT)
+        batch.put_meta("network", self.params.name.encode())
+        batch.put_meta("genesis", g.hash)
+        batch.put_block(g.hash, g.serialize())
+        batch.put_index(g.hash, IndexRow(g.header, Status.VALID, True, 0))
+        batch.set_tip(g.hash)  # the genesis coinbase never enters the UTXO set (as in Bitcoin)
+        self.store.write(batch)
+
+    def _check_network(self) -> None:
+        fmt = self.store.get_meta("format")
+        if fmt != STORE_FORMAT:
+            raise StoreMismatchError(f"store format {fmt!r}, expected {STORE_FORMAT!r}")
+        genesis = self.store.get_meta("genesis")
+        if genesis != self.genesis.hash:
+            network = (self.store.get_meta("network") or b"?").decode(errors="replace")
+            raise StoreMismatchError(
+                f"this data directory holds network {network!r}, not {self.params.name!r} (genesis differs)"
+            )
+
+    def _load_tree(self) -> BlockTree:
+        tree = BlockTree(self.genesis.header, self.params)
+        rows = [row.as_tuple() for row in self.store.iter_index() if row.header.hash != self.genesis.hash]
+        tip = self.store.get_tip()
+        assert tip is not None
+        tree.load(rows, tip)
+        return tree
+
+    # -- queries
+
+    @property
+    def tip(self) -> IndexEntry:
+        return self.tree.tip
+
+    @property
+    def height(self) -> int:
+        return self.tree.height
+
+    def get_block(self, block_hash: bytes) -> Block | None:
+        block = self._recent.get(block_hash)
+        if block is not None:
+            return block
+        data = self.store.get_block(block_hash)
+        return None if data is None else Block.deserialize(data)
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        return self.store.get_coin(outpoint)
+
+    def utxo_set(self) -> dict[OutPoint, Coin]:
+        return dict(self.store.iter_coins())
+
+    def orphan_count(self) -> int:
+        return len(self._orphans)
+
+    def has_orphan(self, block_hash: bytes) -> bool:
+        return block_hash in self._orphans
+
+    # -- headers
+
+    def accept_header(self, header: BlockHeader, now: int) -> AcceptResult:
+        """Add a header to the tree (Bitcoin: AcceptBlockHeader). Nothing is connected."""
+        h = header.hash
+        self._events = []
+        entry = self.tree.get(h)
+        if entry is not None:
+            if entry.status.failed:
+                return self._result(h, BlockStatus.INVALID, "duplicate-invalid", "header of a block known to be invalid")
+            return self._result(h, BlockStatus.DUPLICATE)
+        parent = self.tree.get(header.prev_hash)
+        if parent is None:
+            return self._result(h, BlockStatus.ORPHAN, "prev-blk-not-found", "the parent header is unknown")
+        try:
+            self._check_new_header(header, parent, now)
+        except ValidationError as e:
+            return self._result(h, BlockStatus.INVALID, e.reason, e.message)
+        entry = self.tree.add_header(header)
+        batch = StoreBatch()
+        batch.put_index(h, self._row(entry))
+        self.store.write(batch)
+        return self._result(h, BlockStatus.HEADER)
+
+    def _check_new_header(self, header: BlockHeader, parent: IndexEntry, now: int) -> None:
+        check_block_header(header, self.params)
+        if parent.status.failed:
+            # Unlike Core, remember the header (as INVALID_CHILD): its proof of work is
+            # real, and its own descendants are then refused at once instead of waiting
+            # in the orphan pool for a parent that will never be accepted.
+            entry = self.tree.add_header(header)
+            self._write_rows([entry])
+            raise ValidationError("bad-prevblk", "the parent block is invalid")
+        contextual_check_block_header(header, parent, self.tree, now)
+
+    # -- blocks
+
+    def accept_block(self, block: Block, now: int) -> AcceptResult:
+        """Take a block from anywhere, store it if it may be valid, and follow the best chain."""
+        h = block.hash
+        self._events = []
+        if h in self._orphans:
+            return self._result(h, BlockStatus.DUPLICATE, message="already in the orphan pool")
+        entry = self.tree.get(h)
+        if entry is not None and entry.status.failed:
+            return self._result(h, BlockStatus.INVALID, "duplicate-invalid", "block known to be invalid")
+        if entry is not None and entry.have_data:
+            return self._result(h, BlockStatus.DUPLICATE)
+        if entry is None and block.header.prev_hash not in self.tree:
+            try:
+                check_block(block, self.params)  # no junk in the pool: proof of work and Merkle root hold
+            except ValidationError as e:
+                return self._result(h, BlockStatus.INVALID, e.reason, e.message)
+            self._add_orphan(block)
+            return self._result(h, BlockStatus.ORPHAN, message="parent unknown; kept in the orphan pool")
+
+        try:
+            self._store_block(block, now)
+        except ValidationError as e:
+            return self._result(h, BlockStatus.INVALID, e.reason, e.message)
+        stored = [h]
+        # Orphans waiting for this block (and for them, recursively) can now be stored.
+        queue = [h]
+        while queue:
+            for child_hash in self._orphans_by_prev.pop(queue.pop(), []):
+                child = self._orphans.pop(child_hash)
+                try:
+                    self._store_block(child, now)
+                except ValidationError as e:
+                    self._events.append(BlockEvent(child_hash, BlockStatus.INVALID, e.reason, e.message))
+                    continue
+                stored.append(child_hash)
+                queue.append(child_hash)
+
+        activation = self.activate_best_chain()
+        reasons = {bh: err for bh, err in activation.invalid}
+        events = [self._fate(bh, reasons) for bh in stored]
+        for bh, err in activation.invalid:
+            if bh not in stored:
+                events.append(BlockEvent(bh, BlockStatus.INVALID, err.reason, err.message))
+        events += self._drain_events()
+        return AcceptResult(h, events[0].status, events[0].reason, events[0].message, events, activation, self.tree.tip.hash)
+
+    def _fate(self, block_hash: bytes, reasons: dict[bytes, ValidationError]) -> BlockEvent:
+        entry = self.tree.entries[block_hash]
+        if entry.status is Status.INVALID:
+            err = reasons.get(block_hash)
+            return BlockEvent(block_hash, BlockStatus.INVALID, err.reason if err else "invalid", err.message if err else "")
+        if entry.status is Status.INVALID_CHILD:
+            return BlockEvent(block_hash, BlockStatus.INVALID, "bad-prevblk", "descends from an invalid block")
+        if self.tree.in_active_chain(entry):
+            return BlockEvent(block_hash, BlockStatus.CONNECTED)
+        return BlockEvent(block_hash, BlockStatus.SIDE_BRANCH)
+
+    def _result(self, h: bytes, status: BlockStatus, reason: str | None = None, message: str = "") -> AcceptResult:
+        events = [BlockEvent(h, status, reason, message)] + self._drain_events()
+        return AcceptResult(h, status, reason, message, events, Activation(), self.tree.tip.hash)
+
+    def _drain_events(self) -> list[BlockEvent]:
+        """Events of this call beyond the block itself: orphans found invalid on the way."""
+        events, self._events = self._events, []
+        return events
+
+    def _store_block(self, block: Block, now: int) -> IndexEntry:
+        """Bitcoin: AcceptBlock. Check what can be checked before connecting; store the bytes."""
+        header = block.header
+        entry = self.tree.get(block.hash)
+        if entry is None:
+            parent = self.tree.entries[header.prev_hash]
+            self._check_new_header(header, parent, now)
+        else:
+            if entry.status.failed:
+                raise ValidationError("duplicate-invalid", "block known to be invalid")
+            assert entry.parent is not None
+            parent = entry.parent
+        try:
+            check_block(block, self.params)
+            contextual_check_block(block, parent, self.tree)
+        except ValidationError as e:
+            # A mutated block says nothing about its header: someone sent us wrong data.
+            if not e.mutated:
+                self._mark_invalid(entry if entry is not None else self.tree.add_header(header))
+            raise
+        if entry is None:
+            entry = self.tree.add_header(header)
+        self.tree.set_have_data(entry)
+        batch = StoreBatch()
+        batch.put_block(entry.hash, block.serialize())
+        batch.put_index(entry.hash, self._row(entry))
+        self.store.write(batch)
+        self._remember(block)
+        return entry
+
+    def _add_orphan(self, block: Block) -> None:
+        while len(self._orphans) >= self.max_orphans:
+            oldest = next(iter(self._orphans))
+            self._drop_orphan(oldest)
+        self._orphans[block.hash] = block
+        self._orphans_by_prev.setdefault(block.header.prev_hash, []).append(block.hash)
+
+    def _drop_orphan(self, block_hash: bytes) -> None:
+        block = self._orphans.pop(block_hash)
+        siblings = self._orphans_by_prev.get(block.header.prev_hash, [])
+        siblings.remove(block_hash)
+        if not siblings:
+            self._orphans_by_prev.pop(block.header.prev_hash, None)
+
+    def _remember(self, block: Block) -> None:
+        self._recent[block.hash] = block
+        while len(self._recent) > RECENT_BLOCKS:
+            del self._recent[next(iter(self._recent))]
+
+    @staticmethod
+    def _row(entry: IndexEntry) -> IndexRow:
+        return IndexRow(entry.header, entry.status, entry.have_data, entry.sequence)
+
+    def _mark_invalid(self, entry: IndexEntry) -> list[IndexEntry]:
+        marked = self.tree.mark_invalid(entry)
+        self._write_rows(marked)
+        return marked
+
+    def _write_rows(self, entries: list[IndexEntry]) -> None:
+        """Persist index rows. A failed entry takes the orphans waiting for it along:
+        they can never be valid, so they leave the pool and their headers (proof of
+        work checked when pooled) join the tree as INVALID_CHILD, in the same batch."""
+        batch = StoreBatch()
+        queue = []
+        for e in entries:
+            batch.put_index(e.hash, self._row(e))
+            if e.status.failed:
+                queue.append(e.hash)
+        while queue:
+            for child_hash in self._orphans_by_prev.pop(queue.pop(), []):
+                child = self._orphans.pop(child_hash)
+                child_entry = self.tree.add_header(child.header)
+                batch.put_index(child_hash, self._row(child_entry))
+                self._events.append(BlockEvent(child_hash, BlockStatus.INVALID, "bad-prevblk", "descends from an invalid block"))
+                queue.append(child_hash)
+        self.store.write(batch)
+
+    # -- the best chain
+
+    def activate_best_chain(self) -> Activation:
+        """Bitcoin: ActivateBestChain. Move the active tip to the best valid candidate."""
+        act = Activation()
+        while True:
+            best = self.tree.best_candidate()
+            if best is self.tree.tip:
+                return act
+            disconnect, connect = self.tree.path(self.tree.tip, best)
+            for _ in disconnect:
+                self._disconnect_tip(act)
+            for entry in connect:
+                try:
+                    self._connect_tip(entry, act)
+                except ValidationError as e:
+                    self._mark_invalid(entry)
+                    act.invalid.append((entry.hash, e))
+                    break  # choose again among what is left
+
+    def _load_block(self, entry: IndexEntry) -> Block:
+        block = self.get_block(entry.hash)
+        if block is None:
+            raise CorruptionError(f"block {entry.hash[::-1].hex()} is marked stored but is missing")
+        return block
+
+    def _connect_tip(self, entry: IndexEntry, act: Activation) -> None:
+        """Bitcoin: ConnectTip. Validate against the UTXO set; one batch; then the tree."""
+        block = self._load_block(entry)
+        assert entry.parent is self.tree.tip
+        # Core's ConnectBlock runs CheckBlock again in case an older version let a bad block in.
+        check_block(block, self.params)
+        contextual_check_block(block, entry.parent, self.tree)
+        view = CoinsCache(self.store)
+        undo = connect_block(block, entry.height, view, self.params, self.checker)
+        batch = StoreBatch()
+        _apply(view, batch)
+        batch.put_undo(entry.hash, serialize_undo(undo))
+        batch.put_index(entry.hash, IndexRow(entry.header, Status.VALID, True, entry.sequence))
+        batch.set_tip(entry.hash)
+        self.store.write(batch)
+        self.tree.connect_tip(entry)
+        act.connected.append(block)
+
+    def _disconnect_tip(self, act: Activation) -> None:
+        """Bitcoin: DisconnectTip. Restore the spent coins from the undo data; one batch."""
+        entry = self.tree.tip
+        assert entry.parent is not None
+        block = self._load_block(entry)
+        raw = self.store.get_undo(entry.hash)
+        if raw is None:
+            raise CorruptionError(f"no undo data for active block {entry.hash[::-1].hex()}")
+        view = CoinsCache(self.store)
+        disconnect_block(block, deserialize_undo(raw), view)
+        batch = StoreBatch()
+        _apply(view, batch)
+        batch.delete_undo(entry.hash)
+        batch.set_tip(entry.parent.hash)
+        self.store.write(batch)
+        self.tree.disconnect_tip()
+        act.disconnected.append(block)
+
+    # -- consistency
+
+    def verify(self, *, check_signatures: bool = True, max_problems: int = 20) -> VerifyReport:
+        """Recompute the UTXO set from the stored blocks of the active chain and compare.
+
+        Also checks that the stored tip is the active tip, that every active block is
+        stored and marked valid, that each one's undo data is what connecting it gives,
+        and that no other block has undo data. Reads everything; nothing is written.
+        """
+        problems: list[str] = []
+        tree = self.tree
+
+        def problem(text: str) -> None:
+            if len(problems) < max_problems:
+                problems.append(text)
+
+        stored_tip = self.store.get_tip()
+        if stored_tip != tree.tip.hash:
+            problem(f"stored tip {stored_tip and stored_tip[::-1].hex()} is not the active tip {tree.tip.hash[::-1].hex()}")
+        coins: dict[OutPoint, Coin] = {}
+        checker = SignatureChecker() if check_signatures else _NoSignatureChecker()
+        blocks = 0
+        for entry in tree.active[1:]:
+            name = f"block {entry.height} {entry.hash[::-1].hex()[:16]}"
+            data = self.store.get_block(entry.hash)
+            if data is None:
+                problem(f"{name} of the active chain is not stored")
+                break
+            row = self.store.get_index(entry.hash)
+            if row is None or row.status is not Status.VALID or not row.have_data:
+                problem(f"{name}: index row {row} is not VALID with data")
+            block = Block.deserialize(data)
+            view = CoinsCache(_DictView(coins))
+            try:
+                check_block(block, self.params)
+                assert entry.parent is not None
+                contextual_check_block(block, entry.parent, tree)
+                undo = connect_block(block, entry.height, view, self.params, checker)
+            except ValidationError as e:
+                problem(f"{name} does not connect: {e}")
+                break
+            if self.store.get_undo(entry.hash) != serialize_undo(undo):
+                problem(f"{name}: stored undo data differs from the recomputed undo data")
+            puts, deletes = view.changes()
+            for outpoint in deletes:
+                del coins[outpoint]
+            coins.update(puts)
+            blocks += 1
+        stored = dict(self.store.iter_coins())
+        missing = [op for op in coins if op not in stored]
+        extra = [op for op in stored if op not in coins]
+        differ = [op for op in coins if op in stored and stored[op] != coins[op]]
+        for label, ops in (("missing from", missing), ("extra in", extra), ("different in", differ)):
+            if ops:
+                problem(f"{len(ops)} coins {label} the stored UTXO set, e.g. {ops[0]!r}")
+        active = {e.hash for e in tree.active[1:]}
+        stray = [h for h in self.store.iter_undo_hashes() if h not in active]
+        if stray:
+            problem(f"{len(stray)} blocks off the active chain still have undo data")
+        return VerifyReport(not problems, problems, blocks, len(coins))
+
+    def reindex(self) -> Activation:
+        """Rebuild the index, UTXO set and undo data from the stored blocks (Bitcoin: -reindex).
+
+        One batch resets everything to genesis (all coins and undo deleted, every
+        stored block's index row back to "header, data present"); then the best chain
+        is connected again with full validation, one batch per block as usual.
+        """
+        rows = {row.header.hash: row for row in self.store.iter_index()}
+        next_sequence = max((r.sequence for r in rows.values()), default=0) + 1
+        batch = StoreBatch()
+        for block_hash in sorted(self.store.iter_block_hashes()):
+            data = self.store.get_block(block_hash)
+            assert data is not None
+            header = Block.deserialize(data).header
+            old = rows.get(block_hash)
+            if old is None:
+                seq, next_sequence = next_sequence, next_sequence + 1
+            else:
+                seq = old.sequence
+            rows[block_hash] = IndexRow(header, Status.HEADER, True, seq)
+        for block_hash, row in rows.items():
+            if not self.store.has_block(block_hash):
+                row = IndexRow(row.header, Status.HEADER, False, -1)
+            rows[block_hash] = row
+        g = self.genesis
+        rows[g.hash] = IndexRow(g.header, Status.VALID, True, 0)
+        for block_hash, row in rows.items():
+            batch.put_index(block_hash, row)
+        for outpoint, _ in self.store.iter_coins():
+            batch.delete_coin(outpoint)
+        for block_hash in self.store.iter_undo_hashes():
+            batch.delete_undo(block_hash)
+        batch.set_tip(g.hash)
+        self.store.write(batch)
+        self._recent.clear()
+        self.tree = self._load_tree()
+        return self.activate_best_chain()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class _NoSignatureChecker(SignatureChecker):
+    """For ``verify(check_signatures=False)``: accepts every signature."""
+
+    def check(self, pubkey: bytes, signature: bytes, digest: bytes) -> bool:
+        return True
+
