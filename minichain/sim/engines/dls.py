@@ -1,0 +1,570 @@
+"""Dwork, Lynch & Stockmeyer, "Consensus in the Presence of Partial Synchrony" (JACM 35(2),
+1988) -- the round-based algorithms of its section 3, as a sans-IO engine replicating a
+log of payments.
+
+Two registered engines share this module:
+
+* ``"dls"`` -- Algorithm 1 (section 3.2.1), fail-stop and omission faults, N >= 2t + 1.
+* ``"dls-byz"`` -- Algorithm 2 (section 3.2.2), Byzantine faults with authentication,
+  N >= 3t + 1: every statement that is relayed carries the signatures that make it
+  checkable.
+
+One class with a ``byzantine`` switch implements both, because the two algorithms are the
+same phases with different thresholds and proofs; registering them under two names lets
+the comparison put each beside the fault model it was written for.
+
+**The round model** (section 3.1, "the basic round model"): time is cut into rounds of
+``round_time`` seconds of each node's local clock; a message sent in a round either
+arrives within it or is treated as lost. Before GST the network may delay messages
+arbitrarily (``Network.asynchronous_until``), so they arrive too late and are dropped;
+after GST every message between correct nodes arrives within its round. (We accept a
+message anywhere in the phase it belongs to, not only in its exact round: that only
+helps, and safety never depends on timing.) Section 4's distributed clocks are not
+modelled: nodes read their local clocks, so clock skew larger than a round costs
+liveness here, never safety.
+
+**Phases** (3.2.1): rounds are grouped four to a phase; phase ``k`` (from 1) *belongs to*
+node ``k mod N``. Each phase is a trying phase of three rounds followed by a one-round
+lock-release phase:
+
+1. round ``4k-3``: every node sends the phase owner its *acceptable* values that are also
+   *proper* -- acceptable: it holds no lock on any other value; proper: a value some
+   client really submitted (see below);
+2. round ``4k-2``: if the owner heard from enough nodes (``N - t``; in the Byzantine
+   version the quorum ``ceil((N + t + 1) / 2)``, which is ``N - t`` when ``N = 3t + 1``)
+   that some value ``v`` is acceptable, it broadcasts ``lock v``; a node that receives it
+   locks ``v`` with phase ``k`` and acknowledges;
+3. round ``4k-1``: an owner with enough acknowledgements (``t + 1``, or ``2t + 1`` in the
+   Byzantine version) *decides* ``v``;
+4. round ``4k`` (lock release): every node broadcasts its lock; a node holding a lock on
+   ``v`` from phase ``h`` that learns of a lock on ``w != v`` from a phase ``h' >= h``
+   releases its lock (Lemma 3.3: after GST this leaves one locked value).
+
+Safety is Lemma 3.2 / 3.5: a decision at phase ``k`` means at least ``t + 1`` correct
+nodes locked ``v``; while they keep it, no other value is acceptable to ``N - t`` nodes,
+so no other value is ever locked at a later phase. Termination (Theorem 3.1/3.2): the
+first phase after GST that belongs to a correct node and follows a lock release decides.
+
+**Authentication** (3.2.2): a report, a lock and an acknowledgement are *signed*: the
+owner's ``Lock`` carries the ``N - t`` signed reports that make ``v`` acceptable (its
+proof of acceptability), and a lock announced in the lock-release round is the owner's
+signed ``Lock`` itself, so a Byzantine node can neither lock a value nobody found
+acceptable nor make correct nodes release a lock with an invented one. Signatures are
+modelled by the ``signer`` field of a frozen statement: correct nodes only sign as
+themselves, and the Byzantine replicas in this module never forge (unforgeability is the
+model's assumption, not something the simulator enforces).
+
+**Decisions of the other nodes.** In the paper only a phase's owner decides, and every
+correct node eventually decides when it next owns a phase. For a log that is slow, so a
+node that decides broadcasts a signed *claim* ``Decided(v)``; in the fail-stop/omission
+version one claim is enough (nobody lies), in the Byzantine version a node takes
+``t + 1`` distinct claims (one of them is from a correct node). A node that decided as
+owner but holds fewer claims keeps taking part in that slot until it holds them.
+
+**Multi-slot** (our choice): the log is decided one slot after another, one DLS instance
+per slot, run *sequentially*: a node's messages concern its lowest slot not yet settled,
+and phases keep running across slots (phase ``k``'s owner tries that node's current slot).
+One instance at a time keeps the paper's algorithm untouched (locks, proofs and phases are
+per slot) at the cost of throughput: at most one payment per phase. A node that falls
+behind asks a node that is ahead (``CatchUp``) and gets the claims of the slots it missed.
+
+**Proper values** (simplified): the paper makes values proper by piggybacking PROPER sets
+(3.2.1) or by ``t + 1`` claims (3.2.2) so that the decision is some node's initial value
+(strong unanimity). Here the client hands every payment to every replica, so a node's
+proper values are the payments it received and has not yet seen decided, plus a value it
+locks (the owner of a valid lock found it proper; in the Byzantine version ``N - t``
+signed reports vouch for it). A payment whose coin the decided log already spends is no
+longer proper (the state machine would reject it).
+
+Byzantine behaviours, in both versions:
+
+* ``"lie"``: reports every value it knows as acceptable whatever it locked, acknowledges
+  every lock, never releases, and claims conflicting decisions -- one value to one half of
+  the cluster, a payment of the same coin to another payee to the other half. The
+  omission version trusts a claim and commits both: a double spend. The Byzantine
+  version needs ``t + 1`` claims and is unmoved.
+* ``"equivocate"``: as ``"lie"``, and as a phase owner it sends conflicting locks to the
+  two halves.
+* ``"silent"``: crashed from the start.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+from minichain.sim import quorum
+from minichain.sim.engine import Action, Broadcast, Decide, Engine, NodeContext, Send, SetTimer
+from minichain.sim.engines import EngineSpec, register
+from minichain.sim.workload import ClientRequest, Payment
+
+ROUNDS_PER_PHASE = 4      # three trying rounds + one lock-release round (3.2.1)
+
+
+def payment_order(p: Payment) -> tuple:
+    return (p.client, p.seq, p.coin, p.payee)
+
+
+# -- signed statements and messages ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Round 1: ``E_j(list, k)`` -- the values acceptable and proper to ``signer``."""
+
+    signer: int
+    phase: int
+    slot: int
+    values: frozenset
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """Round 2: ``E_i(lock v, k, proof)`` -- the owner's proposal with its proof of
+    acceptability (the signed reports; empty in the omission version)."""
+
+    owner: int
+    phase: int
+    slot: int
+    value: Any
+    proof: tuple[Report, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Round 3: "I locked ``value`` at ``phase``" to the owner."""
+
+    signer: int
+    phase: int
+    slot: int
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class LockAnnounce:
+    """Round 4 (lock release): the lock its sender holds, as the owner signed it."""
+
+    lock: Lock
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """"``signer`` decided ``value`` for ``slot``"."""
+
+    signer: int
+    slot: int
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    claims: tuple[Claim, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    slot: int                 # the sender's lowest unsettled slot
+
+
+MESSAGES = (Report, Lock, Ack, LockAnnounce, Decided, CatchUp)
+
+
+class DLS(Engine):
+    def __init__(
+        self,
+        ctx: NodeContext,
+        *,
+        byzantine: bool = False,
+        round_time: float = 0.1,
+        report_limit: int = 8,
+        catch_up_batch: int = 32,
+    ) -> None:
+        super().__init__(ctx)
+        self.byzantine = byzantine
+        self.round_time = round_time
+        self.report_limit = report_limit
+        self.catch_up_batch = catch_up_batch
+        n = ctx.n
+        if byzantine:
+            qs = quorum.QuorumSystem.byzantine(n)
+            self.report_quorum = qs.threshold          # N - t when N = 3t + 1
+            self.ack_quorum = qs.threshold             # 2t + 1 when N = 3t + 1
+            self.claim_quorum = qs.weak                # t + 1: one of them is correct
+        else:
+            qs = quorum.QuorumSystem.crash(n)
+            self.report_quorum = qs.threshold          # N - t (a majority)
+            self.ack_quorum = qs.weak                  # t + 1
+            self.claim_quorum = 1                      # nobody lies
+        self.qs = qs
+        self.t = qs.f
+        # All of it is durable (a lock forgotten in a crash could break Lemma 3.2).
+        self.round = -1
+        self.slot = 0                                  # lowest slot not settled
+        self.lock: Lock | None = None                  # at most one per slot (see _on_lock)
+        self.acked_phase = 0                           # the last phase we acknowledged a lock in
+        self.proposal: Lock | None = None              # owner: the lock we sent this phase
+        self.reports: dict[int, Report] = {}           # owner: this phase's reports
+        self.acks: quorum.Tally | None = None
+        self.decided: dict[int, Any] = {}
+        self.claims: dict[int, dict[int, Claim]] = {}  # slot -> signer -> claim
+        self.pending: OrderedDict[Payment, None] = OrderedDict()
+        self.extra_proper: set[Any] = set()            # values vouched for by a valid lock
+        self.spent_coins: set[str] = set()
+        self.decided_values: set[Any] = set()
+        self._caught_up: dict[int, int] = {}           # peer -> phase we last helped/asked it
+
+    # -- the round clock ---------------------------------------------------------------------
+
+    def owner(self, phase: int) -> int:
+        """3.2.1: phase h belongs to processor i when h = i (mod N)."""
+        return phase % self.ctx.n
+
+    @property
+    def phase(self) -> int:
+        return self.round // ROUNDS_PER_PHASE + 1
+
+    @property
+    def step(self) -> int:
+        return self.round % ROUNDS_PER_PHASE
+
+    def _schedule_next(self) -> SetTimer:
+        nxt = self.round + 1
+        return SetTimer(("round", nxt), max(0.0, nxt * self.round_time - self.ctx.now))
+
+    def on_start(self) -> list[Action]:
+        # The first round that starts at or after now on the local clock.
+        now = self.ctx.now
+        r = int(now / self.round_time)
+        if r * self.round_time < now - 1e-12:
+            r += 1
+        self.round = r - 1
+        return [self._schedule_next()]
+
+    def on_recover(self) -> list[Action]:
+        # Everything is durable; resume with the next round boundary.
+        return self.on_start()
+
+    def on_timer(self, name: Hashable) -> list[Action]:
+        if not (isinstance(name, tuple) and name[0] == "round"):
+            return []
+        self.round = name[1]
+        actions: list[Action] = [self._schedule_next()]
+        step = self.step
+        if step == 0:
+            self.reports = {}
+            self.proposal = None
+            self.acks = None
+            actions += self._round_report()
+        elif step == 1 and self.owner(self.phase) == self.id:
+            actions += self._round_propose()
+        elif step == 3:
+            actions += self._round_lock_release()
+        return actions
+
+    # -- proper and acceptable values ----------------------------------------------------
+
+    def proper(self, value: Any) -> bool:
+        if value in self.decided_values:
+            return False
+        if isinstance(value, Payment) and value.coin in self.spent_coins:
+            return False
+        return value in self.pending or value in self.extra_proper
+
+    def acceptable_values(self) -> frozenset:
+        """3.2.1: v is acceptable if we hold no lock on any value but possibly v."""
+        if self.lock is not None:
+            return frozenset([self.lock.value]) if self.proper(self.lock.value) else frozenset()
+        values = sorted((p for p in self.pending if self.proper(p)), key=payment_order)
+        return frozenset(values[: self.report_limit])
+
+    # -- round 1: reports ------------------------------------------------------------------
+
+    def _round_report(self) -> list[Action]:
+        values = self.acceptable_values()
+        if not values:
+            return []
+        return [Send(self.owner(self.phase), Report(self.id, self.phase, self.slot, values))]
+
+    def _on_report(self, src: int, msg: Report) -> list[Action]:
+        if msg.signer != src or msg.phase != self.phase or self.owner(msg.phase) != self.id:
+            return []
+        if msg.slot != self.slot:
+            return self._slot_mismatch(src, msg.slot)
+        if self.step <= 1 and self.proposal is None:
+            self.reports.setdefault(src, msg)
+        return []
+
+    # -- round 2: the owner proposes; nodes lock --------------------------------------------
+
+    def supported(self, reports: dict[int, Report]) -> list[tuple[Any, int]]:
+        """Values with enough reports to be locked, best first (most support, then oldest)."""
+        counts: dict[Any, int] = {}
+        for r in reports.values():
+            for v in r.values:
+                counts[v] = counts.get(v, 0) + 1
+        ok = [(v, c) for v, c in counts.items() if self._reaches(c, self.report_quorum)]
+        ok.sort(key=lambda vc: (-vc[1], payment_order(vc[0]) if isinstance(vc[0], Payment) else ()))
+        return ok
+
+    def _reaches(self, count: int, threshold: int) -> bool:
+        return quorum.outcome(count, 0, self.ctx.n, threshold) is quorum.Outcome.WON
+
+    def _round_propose(self) -> list[Action]:
+        choices = self.supported(self.reports)
+        if not choices:
+            return []
+        value = choices[0][0]
+        proof = tuple(sorted((r for r in self.reports.values() if value in r.values), key=lambda r: r.signer))
+        if not self.byzantine:
+            proof = ()
+        self.proposal = Lock(self.id, self.phase, self.slot, value, proof)
+        self.acks = quorum.Tally(quorum.QuorumSystem(self.ctx.n, self.t, self.ack_quorum, self.qs.weak, self.qs.model))
+        return [Broadcast(self.proposal, include_self=True)]
+
+    def valid_lock(self, lock: Lock) -> bool:
+        """A lock is valid if its phase's owner issued it and, in the authenticated version,
+        ``N - t`` distinct signed reports of that phase and slot found its value acceptable."""
+        if lock.owner != self.owner(lock.phase):
+            return False
+        if not self.byzantine:
+            return True
+        signers = {r.signer for r in lock.proof
+                    if r.phase == lock.phase and r.slot == lock.slot and lock.value in r.values}
+        return self._reaches(len(signers), self.report_quorum)
+
+    def _on_lock(self, src: int, msg: Lock) -> list[Action]:
+        if src != msg.owner or msg.phase != self.phase or self.step > 2:
+            return []                                    # not this phase's: lost (3.1)
+        if msg.slot != self.slot:
+            return self._slot_mismatch(src, msg.slot)
+        if self.acked_phase == msg.phase or not self.valid_lock(msg):
+            return []                                    # one lock per phase; no forgeries
+        # Lock v with phase k. A lock on another value from an earlier phase is released at
+        # once: the lock-release rule would release it anyway on seeing our own newer lock.
+        self.lock = msg
+        self.acked_phase = msg.phase
+        self.extra_proper.add(msg.value)
+        return [Send(src, Ack(self.id, msg.phase, msg.slot, msg.value))]
+
+    # -- round 3: the owner decides ---------------------------------------------------------
+
+    def _on_ack(self, src: int, msg: Ack) -> list[Action]:
+        p = self.proposal
+        if msg.signer != src or p is None or msg.phase != p.phase or msg.slot != self.slot or msg.value != p.value:
+            return []
+        assert self.acks is not None
+        self.acks.add(src, True)
+        if self.acks.outcome(True) is not quorum.Outcome.WON or self.slot in self.decided:
+            return []
+        # 3.2.1 / 3.2.2: the owner decides v.
+        claim = Claim(self.id, self.slot, p.value)
+        actions = self._decide(self.slot, p.value)
+        actions.append(Broadcast(Decided((claim,))))
+        return actions + self._add_claims((claim,))
+
+    # -- round 4: lock release ----------------------------------------------------------------
+
+    def _round_lock_release(self) -> list[Action]:
+        if self.lock is None:
+            return []
+        return [Broadcast(LockAnnounce(self.lock))]
+
+    def _on_lock_announce(self, src: int, msg: LockAnnounce) -> list[Action]:
+        lock = msg.lock
+        if lock.slot != self.slot:
+            return self._slot_mismatch(src, lock.slot)
+        mine = self.lock
+        if mine is None or lock.value == mine.value or lock.phase < mine.phase:
+            return []
+        if self.valid_lock(lock):
+            self.lock = None      # 3.2.1: a lock on w != v with phase h' >= h: release v
+        return []
+
+    # -- decisions, claims, catching up ----------------------------------------------------
+
+    def _decide(self, slot: int, value: Any) -> list[Action]:
+        if slot in self.decided:
+            return []
+        self.decided[slot] = value
+        return [Decide(slot, value)]
+
+    def _on_decided(self, src: int, msg: Decided) -> list[Action]:
+        return self._add_claims(msg.claims)
+
+    def _add_claims(self, claims: tuple[Claim, ...]) -> list[Action]:
+        for c in claims:
+            if 0 <= c.signer < self.ctx.n:
+                self.claims.setdefault(c.slot, {}).setdefault(c.signer, c)
+        return self._settle()
+
+    def settled_value(self, slot: int) -> Any:
+        """The value ``claim_quorum`` distinct nodes claim to have decided, if any."""
+        tally: dict[Any, int] = {}
+        for c in self.claims.get(slot, {}).values():
+            tally[c.value] = tally.get(c.value, 0) + 1
+            if self._reaches(tally[c.value], self.claim_quorum):
+                return c.value
+        return _NONE
+
+    def _settle(self) -> list[Action]:
+        actions: list[Action] = []
+        while True:
+            value = self.settled_value(self.slot)
+            if value is _NONE:
+                return actions
+            actions += self._decide(self.slot, value)
+            self.decided_values.add(value)
+            if isinstance(value, Payment):
+                self.spent_coins.add(value.coin)
+                for p in [p for p in self.pending if p.coin == value.coin]:
+                    del self.pending[p]
+            self.slot += 1
+            self.lock = None
+            self.proposal = None
+            self.reports = {}
+            self.acks = None
+
+    def _slot_mismatch(self, src: int, slot: int) -> list[Action]:
+        """Someone is on another slot: help them catch up, or ask them to help us."""
+        if self._caught_up.get(src) == self.phase:
+            return []
+        self._caught_up[src] = self.phase
+        if slot > self.slot:
+            return [Send(src, CatchUp(self.slot))]
+        return self._send_claims(src, slot)
+
+    def _send_claims(self, dst: int, slot: int) -> list[Action]:
+        claims: list[Claim] = []
+        for s in range(slot, min(self.slot, slot + self.catch_up_batch)):
+            claims.extend(self.claims.get(s, {}).values())
+        return [Send(dst, Decided(tuple(claims)))] if claims else []
+
+    def _on_catch_up(self, src: int, msg: CatchUp) -> list[Action]:
+        if msg.slot < self.slot:
+            return self._send_claims(src, msg.slot)
+        return []
+
+    # -- clients -------------------------------------------------------------------------
+
+    def _on_client(self, payment: Payment) -> list[Action]:
+        if payment in self.decided_values or payment.coin in self.spent_coins:
+            return []
+        self.pending.setdefault(payment, None)
+        return []
+
+    def on_message(self, src: int, msg: Any) -> list[Action]:
+        if isinstance(msg, ClientRequest):
+            return self._on_client(msg.payment)
+        handler = _HANDLERS.get(type(msg))
+        return handler(self, src, msg) if handler else []
+
+
+_NONE = object()
+
+_HANDLERS = {
+    Report: DLS._on_report,
+    Lock: DLS._on_lock,
+    Ack: DLS._on_ack,
+    LockAnnounce: DLS._on_lock_announce,
+    Decided: DLS._on_decided,
+    CatchUp: DLS._on_catch_up,
+}
+
+
+# -- Byzantine replicas ---------------------------------------------------------------------
+
+
+def twin_of(p: Any) -> Payment:
+    """A payment of the same coin to another payee: the other half of a double spend."""
+    if isinstance(p, Payment):
+        return Payment(p.client, p.seq, p.coin, p.payee + "-mallory")
+    return Payment(-1, 0, "mallory-coin", "mallory")
+
+
+class LyingDLS(DLS):
+    """``"lie"`` / ``"equivocate"``: runs the rounds like everyone but lies in them. It never
+    forges another node's signature (the authenticated model's assumption)."""
+
+    honest = False
+
+    def __init__(self, ctx: NodeContext, *, equivocate: bool = False, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        self.equivocate = equivocate
+        self.claimed: set[int] = set()
+
+    def _halves(self) -> tuple[list[int], list[int]]:
+        others = self.ctx.others
+        return others[: len(others) // 2], others[len(others) // 2 :]
+
+    def acceptable_values(self) -> frozenset:
+        # Everything it ever heard of is "acceptable": it ignores its locks.
+        values = [p for p in self.pending if self.proper(p)] + sorted(self.extra_proper - self.decided_values, key=repr)
+        return frozenset(values[: self.report_limit * 2])
+
+    def _round_propose(self) -> list[Action]:
+        if not self.equivocate:
+            return super()._round_propose()
+        choices = self.supported(self.reports)
+        if not choices:
+            return []
+        first = choices[0][0]
+        second = choices[1][0] if len(choices) > 1 else twin_of(first)
+        a, b = self._halves()
+        actions: list[Action] = []
+        for value, half in ((first, a), (second, b)):
+            proof = tuple(r for r in self.reports.values() if value in r.values) if self.byzantine else ()
+            lock = Lock(self.id, self.phase, self.slot, value, proof)
+            actions += [Send(peer, lock) for peer in half]
+        return actions
+
+    def _on_lock(self, src: int, msg: Lock) -> list[Action]:
+        if msg.phase != self.phase:
+            return []
+        if msg.slot > self.slot:
+            self.slot = msg.slot
+        self.extra_proper.add(msg.value)
+        actions: list[Action] = [Send(src, Ack(self.id, msg.phase, msg.slot, msg.value))]   # acks everything
+        if msg.slot not in self.claimed:
+            # "I decided it" to one half, "I decided its twin" to the other.
+            self.claimed.add(msg.slot)
+            a, b = self._halves()
+            for value, half in ((msg.value, a), (twin_of(msg.value), b)):
+                claim = Decided((Claim(self.id, msg.slot, value),))
+                actions += [Send(peer, claim) for peer in half]
+        return actions
+
+    def _on_lock_announce(self, src: int, msg: LockAnnounce) -> list[Action]:
+        return []                                            # never releases
+
+    def _round_lock_release(self) -> list[Action]:
+        return []
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def _builder(byzantine: bool):
+    def build(ctx: NodeContext, behaviour: str | None = None, **options: Any) -> Engine:
+        if behaviour is None:
+            return DLS(ctx, byzantine=byzantine, **options)
+        if behaviour == "silent":
+            return Engine(ctx)
+        if behaviour in ("lie", "equivocate"):
+            return LyingDLS(ctx, byzantine=byzantine, equivocate=behaviour == "equivocate", **options)
+        raise ValueError(f"dls has no behaviour {behaviour!r}")
+    return build
+
+
+build = _builder(False)
+build_byzantine = _builder(True)
+
+PAPER = "Dwork, Lynch & Stockmeyer, Consensus in the Presence of Partial Synchrony, JACM 35(2), 1988"
+SPEC = register(EngineSpec(
+    "dls", "partial synchrony", "crash", quorum.max_crash_faults, build,
+    ("silent", "lie", "equivocate"), PAPER + ", Algorithm 1 (3.2.1)",
+))
+SPEC_BYZ = register(EngineSpec(
+    "dls-byz", "partial synchrony", "byzantine", quorum.max_byzantine_faults, build_byzantine,
+    ("silent", "lie", "equivocate"), PAPER + ", Algorithm 2 (3.2.2)",
+))
