@@ -220,3 +220,12 @@ def test_invalid_configuration_is_refused():
         net.isolate(7)
     with pytest.raises(ValueError):
         Simulation(2, lambda ctx: Engine(ctx), seed=0, network=net)
+
+
+def test_link_overrides_set_before_the_simulation_exists_apply_to_the_right_link():
+    net = Network(Fixed(1.0))
+    net.set_link(2, 0, latency=Fixed(0.01), both_ways=False)
+    sim = blast(3, all_to_all(3), net)
+    arrival = {(src, e.id): t for e in sim.engines for t, src, _ in e.got}
+    assert arrival[(2, 0)] == pytest.approx(0.01)
+    assert all(t == pytest.approx(1.0) for link, t in arrival.items() if link != (2, 0))

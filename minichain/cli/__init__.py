@@ -27,6 +27,7 @@ def _register() -> None:
     from minichain.cli.testnet import testnet
 
     main.add_command(testnet)
+    from minichain.cli.sim import sim; main.add_command(sim)
 
 
 _register()

@@ -184,6 +184,7 @@ class Network:
         self._bandwidth = bandwidth              # bytes per second of every node's uplink
         self._link_latency: dict[int, Latency] = {}
         self._link_loss: dict[int, float] = {}
+        self._pending_links: list[tuple] = []
         self._node_bandwidth: dict[int, float | None] = {}
         self._uplink_free: dict[int, float] = {}
         self._last_arrival: dict[int, float] = {}
@@ -253,6 +254,9 @@ class Network:
         self._heap = sim._heap
         self._counter = sim._counter
         self._rng = sim.rng
+        for a, b, latency, loss, both_ways in self._pending_links:
+            self.set_link(a, b, latency=latency, loss=loss, both_ways=both_ways)
+        self._pending_links.clear()
         self._group = [0] * sim.n
         self.sent_by_node = [0] * sim.n
 
@@ -260,7 +264,15 @@ class Network:
 
     def set_link(self, a: int, b: int, *, latency: "Latency | float | None" = None,
                  loss: float | None = None, both_ways: bool = True) -> None:
-        """Override the latency distribution and/or loss of link a->b (and b->a)."""
+        """Override the latency distribution and/or loss of link a->b (and b->a).
+
+        May be called before the network is attached to its simulation (the override is
+        kept until the number of nodes is known)."""
+        if self.sim is None:
+            self._pending_links.append((a, b, latency, loss, both_ways))
+            return
+        self._check(a)
+        self._check(b)
         for x, y in ((a, b), (b, a)) if both_ways else ((a, b),):
             key = x * self.n + y
             if latency is not None:

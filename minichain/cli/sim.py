@@ -1,0 +1,197 @@
+"""``minichain sim``: the deterministic network laboratory, one command per scenario.
+
+Every command takes ``--seed`` (same seed, same output, byte for byte) and ``--json``,
+and prints the seed with its result.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-")
+                out.extend(range(int(lo), int(hi) + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise click.BadParameter(f"expected integers or ranges like 0-10, got {text!r}") from None
+    return tuple(out)
+
+
+def _emit(result: dict, as_json: bool, table) -> None:
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        click.echo(f"seed={result['seed']}  scenario={result['scenario']}")
+        table(result)
+
+
+def _row(cells, widths) -> str:
+    return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
+
+
+seed_option = click.option("--seed", default=1, show_default=True, type=int, help="Seed of the run's one random generator.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+
+
+@click.group()
+def sim() -> None:
+    """Deterministic simulations: Nakamoto consensus under attacks and faults."""
+
+
+@sim.command("double-spend")
+@seed_option
+@json_option
+@click.option("--q", "qs", default="0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45", show_default=True, help="Attacker hash shares (comma-separated, each < 0.5).")
+@click.option("--z", "zs", default="0-10", show_default=True, help="Confirmations the merchant waits for (e.g. 0-10 or 1,2,6).")
+@click.option("--trials", default=20_000, show_default=True, type=click.IntRange(1), help="Race trials per (q, z).")
+@click.option("--network-trials", default=0, show_default=True, type=click.IntRange(0), help="Also attack on the simulated network this many times per (q, z).")
+def double_spend_cmd(seed: int, as_json: bool, qs: str, zs: str, trials: int, network_trials: int) -> None:
+    """Attacker success rate with a 95% interval, beside Nakamoto's and Rosenfeld's formulas.
+
+    \b
+    Example:
+      minichain sim double-spend --q 0.1,0.3 --z 0-6 --trials 100000
+    """
+    from minichain.sim.scenarios import double_spend
+
+    q_values = _floats(qs)
+    if any(not 0 <= q < 0.5 for q in q_values):
+        raise click.BadParameter("each q must be in [0, 0.5)", param_hint="--q")
+    result = double_spend.run(seed, qs=q_values, zs=_ints(zs), trials=trials, network_trials=network_trials)
+
+    def table(r):
+        head = ["q", "z", "measured", "95% CI", "Rosenfeld/GPM", "Nakamoto", "in CI"]
+        widths = [5, 3, 9, 19, 13, 9, 5]
+        if network_trials:
+            head += ["network", "net 95% CI"]
+            widths += [9, 19]
+        click.echo(_row(head, widths))
+        for row in r["rows"]:
+            cells = [row["q"], row["z"], f"{row['rate']:.5f}", f"[{row['ci95'][0]:.5f},{row['ci95'][1]:.5f}]",
+                     f"{row['rosenfeld']:.5f}", f"{row['nakamoto']:.5f}", "yes" if row["rosenfeld_in_ci"] else "NO"]
+            if network_trials:
+                cells += [f"{row['network_rate']:.4f}", f"[{row['network_ci95'][0]:.4f},{row['network_ci95'][1]:.4f}]"]
+            click.echo(_row(cells, widths))
+        click.echo(f"Rosenfeld's exact value inside the 95% interval: {r['rosenfeld_inside_ci95']} cells "
+                   "(about 95% expected by chance)")
+
+    _emit(result, as_json, table)
+
+
+@sim.command("partition")
+@seed_option
+@json_option
+@click.option("--nodes", default=20, show_default=True, type=click.IntRange(2, 5000))
+@click.option("--split", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Share of the hash power on side A.")
+@click.option("--hours", default=6.0, show_default=True, type=click.FloatRange(0, min_open=True), help="How long the partition lasts.")
+@click.option("--confirmations", default=6, show_default=True, type=click.IntRange(1))
+def partition_cmd(seed: int, as_json: bool, nodes: int, split: float, hours: float, confirmations: int) -> None:
+    """Split the network in two, let both sides mine, heal, and count what was undone.
+
+    \b
+    Example:
+      minichain sim partition --nodes 20 --split 0.5 --hours 6
+    """
+    from minichain.sim.scenarios import partition
+
+    result = partition.run(seed, n=nodes, split=split, duration=hours * 3600, confirmations=confirmations)
+
+    def table(r):
+        t0, t1 = r["partition"]
+        click.echo(f"partition {t0:.0f}s -> {t1:.0f}s, {r['n']} nodes, side A has {r['split']:.0%} of the hash power")
+        click.echo(f"blocks mined during the partition: A={r['mined_during_partition']['A']} B={r['mined_during_partition']['B']}")
+        click.echo(f"orphaned after the heal:          A={r['orphaned_during_partition']['A']} B={r['orphaned_during_partition']['B']}"
+                   f"  (winner: side {r['winner']})")
+        click.echo(f"deepest reorg: {r['max_reorg_depth']} blocks; nodes that reorged: {r['nodes_reorged_after_heal']}")
+        for txid, p in r["payments"].items():
+            state = "REVERSED" if p["reversed_at"] is not None else ("final" if p["in_final_chain"] else "unconfirmed")
+            click.echo(f"payment {txid}: confirmed at {p['confirmed_at']}, max depth {p['max_depth']}, {state}"
+                       + (f" (replaced by {p['replaced_by']})" if p["replaced_by"] else ""))
+        click.echo(f"confirmed payments reversed: {r['confirmed_payments_reversed']}; "
+                   f"conflicting decisions: {r['conflicting_decisions']} heights; messages sent: {r['messages']['sent']}")
+
+    _emit(result, as_json, table)
+
+
+@sim.command("selfish-mining")
+@seed_option
+@json_option
+@click.option("--alpha", "alphas", default="0.2,0.25,0.3,0.35,0.4", show_default=True, help="Pool shares.")
+@click.option("--gamma", "gammas", default="0,0.5,1", show_default=True, help="Tie-winning fractions.")
+@click.option("--blocks", default=1_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--network", "network", is_flag=True, help="Run the pool on the simulated network instead (first alpha; gamma from latency).")
+@click.option("--fast", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="With --network: share of honest miners that hear the pool first.")
+def selfish_mining_cmd(seed: int, as_json: bool, alphas: str, gammas: str, blocks: int, network: bool, fast: float) -> None:
+    """The selfish pool's revenue share beside Eyal and Sirer's formula and thresholds.
+
+    \b
+    Example:
+      minichain sim selfish-mining --alpha 0.3,0.4 --gamma 0,1
+      minichain sim selfish-mining --network --alpha 0.35 --fast 0.5 --blocks 3000
+    """
+    from minichain.sim.scenarios import selfish_mining
+
+    if network:
+        result = selfish_mining.network_run(seed, alpha=_floats(alphas)[0], fast=fast, blocks=blocks)
+
+        def table(r):
+            click.echo(f"alpha={r['alpha']} honest miners={r['honest_miners']} main chain={r['main_chain']} mined={r['mined']}")
+            click.echo(f"pool revenue {r['revenue']:.4f}; gamma measured {r['gamma_measured']:.3f} over {r['ties']} ties; "
+                       f"Eyal-Sirer at that gamma {r['eyal_sirer_at_measured_gamma']:.4f}; honest mining would give {r['alpha']}")
+    else:
+        result = selfish_mining.run(seed, alphas=_floats(alphas), gammas=_floats(gammas), blocks=blocks)
+
+        def table(r):
+            widths = [6, 6, 9, 11, 8, 11]
+            click.echo(_row(["alpha", "gamma", "revenue", "Eyal-Sirer", "diff", "profitable"], widths))
+            for row in r["rows"]:
+                click.echo(_row([row["alpha"], row["gamma"], f"{row['revenue']:.4f}", f"{row['eyal_sirer']:.4f}",
+                                 f"{row['difference']:+.4f}", "yes" if row["profitable"] else "no"], widths))
+            th = r["thresholds"]
+            click.echo(f"profitable above alpha = {th['0.0']:.4f} (gamma 0), {th['0.5']:.4f} (gamma 1/2), {th['1.0']:.4f} (gamma 1)")
+
+    _emit(result, as_json, table)
+
+
+@sim.command("stale-rate")
+@seed_option
+@json_option
+@click.option("--interval", "intervals", default="600,60,15", show_default=True, help="Mean block intervals, seconds.")
+@click.option("--delay", "delays", default="0.5,2,6", show_default=True, help="Propagation delays, seconds.")
+@click.option("--miners", default=10, show_default=True, type=click.IntRange(2, 200))
+@click.option("--blocks", default=1_000, show_default=True, type=click.IntRange(1))
+def stale_rate_cmd(seed: int, as_json: bool, intervals: str, delays: str, miners: int, blocks: int) -> None:
+    """Stale (orphan) rate against block interval and propagation delay.
+
+    \b
+    Example:
+      minichain sim stale-rate --interval 600,15 --delay 2,6
+    """
+    from minichain.sim.scenarios import stale_rate
+
+    result = stale_rate.run(seed, intervals=_floats(intervals), delays=_floats(delays), miners=miners, blocks=blocks)
+
+    def table(r):
+        widths = [9, 6, 6, 6, 9, 17, 14]
+        click.echo(_row(["interval", "delay", "mined", "stale", "rate", "95% CI", "1-exp(-d/T)"], widths))
+        for row in r["rows"]:
+            click.echo(_row([row["block_interval"], row["delay"], row["mined"], row["stale"], f"{row['stale_rate']:.4f}",
+                             f"[{row['ci95'][0]:.4f},{row['ci95'][1]:.4f}]", f"{row['approx']:.4f}"], widths))
+
+    _emit(result, as_json, table)
