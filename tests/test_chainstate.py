@@ -631,3 +631,14 @@ def test_verify_finds_tampering_and_reindex_repairs_it(stores):
     # The rebuilt index survives a restart.
     again = ChainState(stores.reopen(cs.store), P)
     assert fingerprint(again) == good
+
+
+# ------------------------------------------------------------------ benchmark
+
+
+def test_the_benchmark_runs_on_a_tiny_chain(capsys):
+    from benchmarks.chainstate import main
+
+    main(["--blocks", "4", "--txs", "3", "--reorg-depth", "2", "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert "connect" in out and "reorg" in out and "verify backend" in out
