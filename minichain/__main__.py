@@ -1,0 +1,5 @@
+"""``python -m minichain`` is the ``minichain`` command."""
+
+from minichain.cli import main
+
+main()

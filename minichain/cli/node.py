@@ -1,0 +1,107 @@
+"""``minichain node``: run a full node (and optionally a miner) in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from minichain.cli.common import datadir_option, network_option, resolve
+
+
+def _hostport(ctx, param, value):
+    from minichain.node.node import parse_hostport
+
+    if value is None:
+        return None
+    try:
+        if isinstance(value, tuple):
+            return [parse_hostport(v) for v in value]
+        return parse_hostport(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("node")
+@network_option
+@datadir_option
+@click.option("--listen", default="127.0.0.1:8333", show_default=True, callback=_hostport, envvar="MINICHAIN_LISTEN",
+              help="Peer-to-peer address to accept peers on (HOST:PORT; port 0 picks a free one).")
+@click.option("--api", "api", default="127.0.0.1:8332", show_default=True, callback=_hostport, envvar="MINICHAIN_API",
+              help="REST API address. Keep it on 127.0.0.1 unless you mean to expose it.")
+@click.option("--no-api", is_flag=True, help="Do not serve the REST API.")
+@click.option("--connect", multiple=True, callback=_hostport, metavar="HOST:PORT",
+              help="Peer to keep a link to (repeatable). With --connect, only these are dialled.")
+@click.option("--discover/--no-discover", default=None,
+              help="Also dial addresses learned from peers (default: on unless --connect is given).")
+@click.option("--mine", is_flag=True, help="Mine blocks paying --address.")
+@click.option("--address", "mining_address", metavar="ADDRESS", help="Address the mined coins pay (see 'minichain wallet address').")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256), help="Mining threads.")
+@click.option("--duty", default=1.0, show_default=True, type=click.FloatRange(0.01, 1.0),
+              help="Fraction of the time the miner hashes (models a share of the hash power).")
+@click.option("--store", default="leveldb", show_default=True, type=click.Choice(["leveldb", "memory"]),
+              help="Where the chain lives: the embedded LevelDB, or memory (lost at exit).")
+@click.option("--max-inbound", default=32, show_default=True, type=click.IntRange(0, 1000))
+@click.option("--max-outbound", default=8, show_default=True, type=click.IntRange(0, 1000))
+@click.option("--ban-seconds", default=24 * 3600, show_default=True, type=click.IntRange(1), help="How long a misbehaving peer stays banned.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_address, threads, duty, store,
+         max_inbound, max_outbound, ban_seconds, log_level):
+    """Run a node: sync with peers, relay blocks and transactions, serve the API, and mine
+    if asked. Stops cleanly on Ctrl-C or SIGTERM.
+
+    \b
+    Examples:
+      minichain node --network regtest --mine --address mxyz...
+      minichain node --listen 127.0.0.1:9001 --connect 127.0.0.1:9000
+    """
+    from minichain.core.keys import AddressError, decode_address
+    from minichain.node.node import Node, NodeConfig
+    from minichain.store.interface import StoreError
+
+    params, datadir = resolve(network, datadir)
+    if mine:
+        if not mining_address:
+            raise click.UsageError("--mine needs --address ADDRESS to pay the mined coins to")
+    if mining_address:
+        try:
+            decode_address(mining_address, params.address_version)
+        except AddressError as exc:
+            raise click.BadParameter(str(exc), param_hint="--address") from None
+    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    config = NodeConfig(
+        params=params, datadir=datadir, listen=listen, api=None if no_api else api, connect=list(connect or []),
+        discover=(not connect) if discover is None else discover, max_inbound=max_inbound, max_outbound=max_outbound,
+        mine=mine, mining_address=mining_address, threads=threads, duty=duty, store=store,
+        ban_seconds=ban_seconds,
+    )
+    try:
+        asyncio.run(_run(config))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot start the node: {exc}") from None
+
+
+async def _run(config) -> None:
+    from minichain.node.node import Node
+
+    node = Node(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, node.request_stop)
+    try:
+        await node.start()
+    except BaseException:
+        await node.stop()
+        raise
+    # One line a supervisor (the testnet, the tests) can read to learn the ports.
+    print(f"minichain node ready network={config.params.name} p2p={config.listen[0]}:{node.listen_port} "
+          f"api={config.api[0] + ':' + str(node.api_port) if config.api else 'off'} "
+          f"height={node.chain.height} pid={os.getpid()}", flush=True)
+    await node.wait_stopped()
