@@ -25,11 +25,11 @@ def main() -> None:
 
 def _register() -> None:
     from minichain.cli.node import node
+    from minichain.cli.sim import sim
     from minichain.cli.testnet import testnet
 
-    main.add_command(node)
-    main.add_command(testnet)
-    from minichain.cli.sim import sim; main.add_command(sim)
+    for group in (node, testnet, sim):
+        main.add_command(group)
 
 
 _register()
