@@ -20,6 +20,7 @@ clock, and records their decisions in a :class:`~minichain.sim.decisions.Decisio
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import json
@@ -162,6 +163,19 @@ class Simulation:
         """Process events in time order until the heap is empty, the next event is after
         ``until`` (the clock then stands at ``until``), ``max_events`` have run, ``stop()``
         was called or ``stop_when(sim)`` is true after an event."""
+        # A run allocates millions of long-lived objects (heap entries, block-tree entries);
+        # with CPython's default collector thresholds the full collections that rescan
+        # them cost about as much as the simulation itself (measured: 1.8x on 1,000 Nakamoto
+        # nodes). Collect less often while running; the previous thresholds come back after.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(100_000, 50, 1_000)
+        try:
+            return self._run(until, max_events, stop_when)
+        finally:
+            gc.set_threshold(*thresholds)
+
+    def _run(self, until: float | None, max_events: int | None,
+             stop_when: Callable[["Simulation"], bool] | None) -> "Simulation":
         self.start()
         self._stopped = False
         heap = self._heap
