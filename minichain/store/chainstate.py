@@ -93,11 +93,6 @@ class Activation:
     connected: list[Block] = field(default_factory=list)     # lowest first
     invalid: list[tuple[bytes, ValidationError]] = field(default_factory=list)
 
-    def extend(self, other: "Activation") -> None:
-        self.disconnected += other.disconnected
-        self.connected += other.connected
-        self.invalid += other.invalid
-
 
 @dataclass
 class AcceptResult:
@@ -181,6 +176,8 @@ class ChainState:
         checker: SignatureChecker | None = None,
         max_orphans: int = DEFAULT_MAX_ORPHANS,
     ) -> None:
+        if sigcache is not None and checker is not None:
+            raise ValueError("pass a sigcache or a checker (which has its own cache), not both")
         self.store = store
         self.params = params
         self.checker = checker if checker is not None else SignatureChecker(sigcache)
