@@ -388,8 +388,13 @@ def test_reorg_reports_the_transactions_it_disconnected_and_connected(stores):
     a = b.chain(None, 9, n_txs=2, coinbase_outputs=2)
     cs = state(stores)
     deliver(cs, a)
-    shared = a[-1].transactions[1]  # also mined on the new branch: not for the mempool
-    branch = [b.block(a[6], [shared] if shared.inputs[0].prevout in b.utxos[a[6].hash] else [])]
+    # One transaction of the disconnected blocks is mined on the new branch too: the
+    # mempool must not take that one back.
+    shared = next(
+        tx for blk in a[7:] for tx in blk.transactions[1:]
+        if all(i.prevout in b.utxos[a[6].hash] for i in tx.inputs)
+    )
+    branch = [b.block(a[6], [shared])]
     branch += b.chain(branch[0], 2, n_txs=1)
     results = deliver(cs, branch)
     r = results[-1]
@@ -401,6 +406,7 @@ def test_reorg_reports_the_transactions_it_disconnected_and_connected(stores):
     assert [t.txid for t in r.connected_txs] == [t.txid for blk in branch for t in blk.transactions[1:]]
     in_branch = {t.txid for blk in branch for t in blk.transactions}
     assert [t.txid for t in r.txs_to_readd] == [t.txid for t in old_txs if t.txid not in in_branch]
+    assert shared.txid not in {t.txid for t in r.txs_to_readd} and len(r.txs_to_readd) == len(old_txs) - 1
     assert utxos(cs) == b.expected_utxos(branch[-1].hash)
 
 
