@@ -58,7 +58,8 @@ model's assumption, not something the simulator enforces).
 correct node eventually decides when it next owns a phase. For a log that is slow, so a
 node that decides broadcasts a signed *claim* ``Decided(v)``; in the fail-stop/omission
 version one claim is enough (nobody lies), in the Byzantine version a node takes
-``t + 1`` distinct claims (one of them is from a correct node). A node that decided as
+``t + 1`` distinct signers claiming one value (one of them is correct; a liar that claims
+two values counts for both, which is harmless: it is at most ``t`` of the ``t + 1``). A node that decided as
 owner but holds fewer claims keeps taking part in that slot until it holds them.
 
 **Multi-slot** (our choice): the log is decided one slot after another, one DLS instance
@@ -68,13 +69,15 @@ One instance at a time keeps the paper's algorithm untouched (locks, proofs and 
 per slot) at the cost of throughput: at most one payment per phase. A node that falls
 behind asks a node that is ahead (``CatchUp``) and gets the claims of the slots it missed.
 
-**Proper values** (simplified): the paper makes values proper by piggybacking PROPER sets
-(3.2.1) or by ``t + 1`` claims (3.2.2) so that the decision is some node's initial value
-(strong unanimity). Here the client hands every payment to every replica, so a node's
-proper values are the payments it received and has not yet seen decided, plus a value it
-locks (the owner of a valid lock found it proper; in the Byzantine version ``N - t``
-signed reports vouch for it). A payment whose coin the decided log already spends is no
-longer proper (the state machine would reject it).
+**Proper values** (strong unanimity: only a value some client submitted may be decided).
+A node's PROPER set starts as the payments clients handed it. As in 3.2.1, reports and
+locks carry the sender's PROPER set (its oldest ``report_limit`` values, a bound of ours)
+and a receiver adds them to its own; in the Byzantine version (3.2.2) a value becomes
+proper once ``t + 1`` distinct nodes say it is in theirs. A value a node locks is proper
+to it (a valid lock shows ``N - t`` nodes found it proper). A payment already decided, or
+whose coin the decided log spends, is no longer proper (the state machine would reject
+it). We leave out 3.2.2's "2t + 1 initial values without t + 1 equal ones: all of V"
+rule, which only matters when every value is allowed.
 
 Byzantine behaviours, in both versions:
 
@@ -117,6 +120,7 @@ class Report:
     phase: int
     slot: int
     values: frozenset
+    proper: frozenset = frozenset()     # the signer's PROPER set, piggybacked (3.2.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,7 @@ class Lock:
     slot: int
     value: Any
     proof: tuple[Report, ...] = ()
+    proper: frozenset = frozenset()     # the owner's PROPER set, piggybacked (3.2.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +196,13 @@ class DLS(Engine):
             self.report_quorum = qs.threshold          # N - t when N = 3t + 1
             self.ack_quorum = qs.threshold             # 2t + 1 when N = 3t + 1
             self.claim_quorum = qs.weak                # t + 1: one of them is correct
+            self.proper_quorum = qs.weak               # 3.2.2: t + 1 say it is proper
         else:
             qs = quorum.QuorumSystem.crash(n)
             self.report_quorum = qs.threshold          # N - t (a majority)
             self.ack_quorum = qs.weak                  # t + 1
             self.claim_quorum = 1                      # nobody lies
+            self.proper_quorum = 1                     # 3.2.1: any PROPER set received
         self.qs = qs
         self.t = qs.f
         # All of it is durable (a lock forgotten in a crash could break Lemma 3.2).
@@ -207,9 +214,12 @@ class DLS(Engine):
         self.reports: dict[int, Report] = {}           # owner: this phase's reports
         self.acks: quorum.Tally | None = None
         self.decided: dict[int, Any] = {}
-        self.claims: dict[int, dict[int, Claim]] = {}  # slot -> signer -> claim
+        self.owner_decisions: dict[int, tuple[Any, int]] = {}   # slot -> (value, phase), as owner
+        # slot -> value -> signer -> claim (a liar may sign claims for several values)
+        self.claims: dict[int, dict[Any, dict[int, Claim]]] = {}
         self.pending: OrderedDict[Payment, None] = OrderedDict()
         self.extra_proper: set[Any] = set()            # values vouched for by a valid lock
+        self.proper_claims: dict[Any, set[int]] = {}   # value -> nodes whose PROPER set has it
         self.spent_coins: set[str] = set()
         self.decided_values: set[Any] = set()
         self._caught_up: dict[int, int] = {}           # peer -> phase we last helped/asked it
@@ -269,14 +279,26 @@ class DLS(Engine):
             return False
         if isinstance(value, Payment) and value.coin in self.spent_coins:
             return False
-        return value in self.pending or value in self.extra_proper
+        if value in self.pending or value in self.extra_proper:
+            return True
+        return self._reaches(len(self.proper_claims.get(value, ())), self.proper_quorum)
+
+    def proper_set(self) -> frozenset:
+        """The (oldest) values we call proper, to piggyback on what we send."""
+        values = [p for p in self.pending if self.proper(p)]
+        values += [v for v in self.proper_claims if v not in self.pending and self.proper(v)]
+        values.sort(key=lambda v: payment_order(v) if isinstance(v, Payment) else ())
+        return frozenset(values[: self.report_limit])
+
+    def _learn_proper(self, signer: int, values: frozenset) -> None:
+        for v in values:
+            self.proper_claims.setdefault(v, set()).add(signer)
 
     def acceptable_values(self) -> frozenset:
         """3.2.1: v is acceptable if we hold no lock on any value but possibly v."""
         if self.lock is not None:
             return frozenset([self.lock.value]) if self.proper(self.lock.value) else frozenset()
-        values = sorted((p for p in self.pending if self.proper(p)), key=payment_order)
-        return frozenset(values[: self.report_limit])
+        return self.proper_set()
 
     # -- round 1: reports ------------------------------------------------------------------
 
@@ -284,10 +306,13 @@ class DLS(Engine):
         values = self.acceptable_values()
         if not values:
             return []
-        return [Send(self.owner(self.phase), Report(self.id, self.phase, self.slot, values))]
+        return [Send(self.owner(self.phase), Report(self.id, self.phase, self.slot, values, self.proper_set()))]
 
     def _on_report(self, src: int, msg: Report) -> list[Action]:
-        if msg.signer != src or msg.phase != self.phase or self.owner(msg.phase) != self.id:
+        if msg.signer != src:
+            return []
+        self._learn_proper(src, msg.proper)
+        if msg.phase != self.phase or self.owner(msg.phase) != self.id:
             return []
         if msg.slot != self.slot:
             return self._slot_mismatch(src, msg.slot)
@@ -318,7 +343,7 @@ class DLS(Engine):
         proof = tuple(sorted((r for r in self.reports.values() if value in r.values), key=lambda r: r.signer))
         if not self.byzantine:
             proof = ()
-        self.proposal = Lock(self.id, self.phase, self.slot, value, proof)
+        self.proposal = Lock(self.id, self.phase, self.slot, value, proof, self.proper_set())
         self.acks = quorum.Tally(quorum.QuorumSystem(self.ctx.n, self.t, self.ack_quorum, self.qs.weak, self.qs.model))
         return [Broadcast(self.proposal, include_self=True)]
 
@@ -334,7 +359,12 @@ class DLS(Engine):
         return self._reaches(len(signers), self.report_quorum)
 
     def _on_lock(self, src: int, msg: Lock) -> list[Action]:
-        if src != msg.owner or msg.phase != self.phase or self.step > 2:
+        if src != msg.owner:
+            return []
+        self._learn_proper(src, msg.proper)
+        for r in msg.proof:
+            self._learn_proper(r.signer, r.proper)
+        if msg.phase != self.phase or self.step > 2:
             return []                                    # not this phase's: lost (3.1)
         if msg.slot != self.slot:
             return self._slot_mismatch(src, msg.slot)
@@ -358,6 +388,7 @@ class DLS(Engine):
         if self.acks.outcome(True) is not quorum.Outcome.WON or self.slot in self.decided:
             return []
         # 3.2.1 / 3.2.2: the owner decides v.
+        self.owner_decisions[self.slot] = (p.value, p.phase)
         claim = Claim(self.id, self.slot, p.value)
         actions = self._decide(self.slot, p.value)
         actions.append(Broadcast(Decided((claim,))))
@@ -395,16 +426,14 @@ class DLS(Engine):
     def _add_claims(self, claims: tuple[Claim, ...]) -> list[Action]:
         for c in claims:
             if 0 <= c.signer < self.ctx.n:
-                self.claims.setdefault(c.slot, {}).setdefault(c.signer, c)
+                self.claims.setdefault(c.slot, {}).setdefault(c.value, {}).setdefault(c.signer, c)
         return self._settle()
 
     def settled_value(self, slot: int) -> Any:
         """The value ``claim_quorum`` distinct nodes claim to have decided, if any."""
-        tally: dict[Any, int] = {}
-        for c in self.claims.get(slot, {}).values():
-            tally[c.value] = tally.get(c.value, 0) + 1
-            if self._reaches(tally[c.value], self.claim_quorum):
-                return c.value
+        for value, signers in self.claims.get(slot, {}).items():
+            if self._reaches(len(signers), self.claim_quorum):
+                return value
         return _NONE
 
     def _settle(self) -> list[Action]:
@@ -437,7 +466,8 @@ class DLS(Engine):
     def _send_claims(self, dst: int, slot: int) -> list[Action]:
         claims: list[Claim] = []
         for s in range(slot, min(self.slot, slot + self.catch_up_batch)):
-            claims.extend(self.claims.get(s, {}).values())
+            for signers in self.claims.get(s, {}).values():
+                claims.extend(signers.values())
         return [Send(dst, Decided(tuple(claims)))] if claims else []
 
     def _on_catch_up(self, src: int, msg: CatchUp) -> list[Action]:
@@ -456,19 +486,20 @@ class DLS(Engine):
     def on_message(self, src: int, msg: Any) -> list[Action]:
         if isinstance(msg, ClientRequest):
             return self._on_client(msg.payment)
-        handler = _HANDLERS.get(type(msg))
-        return handler(self, src, msg) if handler else []
+        name = _HANDLERS.get(type(msg))
+        return getattr(self, name)(src, msg) if name else []
 
 
 _NONE = object()
 
+# message type -> handler method name (looked up on the instance: the liars override some)
 _HANDLERS = {
-    Report: DLS._on_report,
-    Lock: DLS._on_lock,
-    Ack: DLS._on_ack,
-    LockAnnounce: DLS._on_lock_announce,
-    Decided: DLS._on_decided,
-    CatchUp: DLS._on_catch_up,
+    Report: "_on_report",
+    Lock: "_on_lock",
+    Ack: "_on_ack",
+    LockAnnounce: "_on_lock_announce",
+    Decided: "_on_decided",
+    CatchUp: "_on_catch_up",
 }
 
 
