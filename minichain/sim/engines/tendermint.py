@@ -21,16 +21,16 @@ exactly what the algorithm says should fire, whatever order the messages came in
 
 What we model and what we simplify:
 
-* **Values.** A value is one client ``Payment`` (no batching into blocks), and the value
-  is its own ``id(v)``. ``valid(v)``: a payment whose coin is not yet spent in this
-  validator's ledger. So every height decides a new payment and the height is the ledger
-  slot of ``Decide``.
+* **Values.** A value is a :class:`Block` of client payments, and the value is its own
+  ``id(v)``. ``valid(v)``: a non-empty block of at most ``max_block`` payments that spend
+  distinct coins, none of them already spent in this validator's ledger. Deciding a block
+  appends its payments to the ledger, one ``Decide`` per payment at its ledger position.
 * **getValue() and empty heights.** The paper's ``getValue()`` always returns something.
-  Ours takes the oldest pending payment and may find none; then the proposer proposes
-  nothing and the round times out. So that an idle network does not spin through empty
-  rounds forever, round 0 of a height waits until the validator has a pending payment or
-  hears from another validator at that height (CometBFT's ``create_empty_blocks =
-  false``). Other rounds start at once.
+  Ours takes the oldest pending payments (up to ``max_block``) and may find none; then
+  the proposer proposes nothing and the round times out. So that an idle network does
+  not spin through empty heights forever, round 0 of a height waits until the validator
+  has a pending payment or hears from another validator at that height (CometBFT's
+  ``create_empty_blocks = false``). Other rounds start at once.
 * **Signatures and gossip.** The simulator cannot forge ``src``. Messages carry their
   signer (``sender``) and may be relayed; we compute no signatures and our Byzantine
   behaviours never sign as someone else (the paper's assumption). The paper assumes
@@ -42,9 +42,9 @@ What we model and what we simplify:
 * **Durability.** A crash keeps the engine object (the paper's state is on disk); on
   recovery the validator re-arms the timeout of its current step.
 
-Byzantine behaviours (``behaviour=``): "equivocate" (as proposer, sends the payment to
-some validators and a conflicting twin spending the same coin to the others; as a voter,
-double-votes), "double-vote" (answers every validator's prevote/precommit with the same
+Byzantine behaviours (``behaviour=``): "equivocate" (as proposer, sends its block to
+some validators and to the others a twin block whose first payment is replaced by a
+conflicting one spending the same coin; as a voter, double-votes), "double-vote" (answers every validator's prevote/precommit with the same
 vote, so it votes for every value anyone voted for -- a blind broadcast of two votes
 would not work, receivers count one vote per voter), "withhold" (never sends prevotes or
 precommits) and "silent" (:class:`Silent`: sends nothing).
@@ -123,7 +123,8 @@ class TendermintConfig:
     timeout_prevote_delta: float = 0.25
     timeout_precommit: float = 0.5
     timeout_precommit_delta: float = 0.25
-    status_interval: float = 0.5      # how long without progress before STATUS
+    status_interval: float = 0.5      # how long without a decision before STATUS
+    max_block: int = 100              # payments per block
 
     def propose(self, r: int) -> float:
         return self.timeout_propose + r * self.timeout_propose_delta
@@ -140,9 +141,21 @@ def proposer(height: int, round: int, n: int) -> int:
     return (height + round) % n
 
 
-def conflicting_twin(p: Payment) -> Payment:
-    """The double spend an equivocating proposer pairs with ``p``: same coin, another payee."""
-    return replace(p, payee="attacker")
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A proposed value: payments in the order they join the ledger."""
+
+    payments: tuple[Payment, ...]
+
+    def __repr__(self) -> str:
+        return f"block({', '.join(map(repr, self.payments))})"
+
+
+def conflicting_twin(block: Block) -> Block:
+    """The double spend an equivocating proposer pairs with ``block``: its first payment
+    replaced by one spending the same coin to another payee."""
+    first, *rest = block.payments
+    return Block((replace(first, payee="attacker"), *rest))
 
 
 def tendermint_quorum(n: int) -> QuorumSystem:
@@ -265,13 +278,14 @@ class Tendermint(Engine):
         self.h = 0
         self.round = 0
         self.step = PROPOSE
-        self.decision: dict[int, Payment] = {}
+        self.decision: dict[int, Block] = {}
         self.locked_value: Any = None
         self.locked_round = -1
         self.valid_value: Any = None
         self.valid_round = -1
         self.log = HeightLog(self.q)
         # ours: the ledger, the workload, catch-up and retransmission
+        self.ledger: list[Payment] = []
         self.spent: set[str] = set()
         self.pending: dict[str, Payment] = {}
         self.waiting = False                          # round 0 deferred until there is work
@@ -288,13 +302,14 @@ class Tendermint(Engine):
         return proposer(self.h, self.round if r is None else r, self.n) == self.id
 
     def valid(self, v: Any) -> bool:
-        return isinstance(v, Payment) and v.coin not in self.spent
+        if not isinstance(v, Block) or not 0 < len(v.payments) <= self.cfg.max_block:
+            return False
+        coins = [p.coin for p in v.payments if isinstance(p, Payment)]
+        return len(coins) == len(v.payments) == len(set(coins)) and not self.spent.intersection(coins)
 
-    def get_value(self) -> Payment | None:
-        for p in self.pending.values():
-            if p.coin not in self.spent:
-                return p
-        return None
+    def get_value(self) -> Block | None:
+        payments = [p for p in self.pending.values() if p.coin not in self.spent][: self.cfg.max_block]
+        return Block(tuple(payments)) if payments else None
 
     def _active(self) -> bool:
         return not self.waiting or self.max_seen_height > self.h
@@ -314,7 +329,7 @@ class Tendermint(Engine):
 
     def _broadcast_proposal(self, m: Proposal) -> list[Action]:
         self.log.add(m, self.n)
-        if self.behaviour == "equivocate" and isinstance(m.value, Payment):
+        if self.behaviour == "equivocate" and isinstance(m.value, Block) and m.value.payments:
             twin = replace(m, value=conflicting_twin(m.value))
             return [Send(dst, m if i % 2 == 0 else twin) for i, dst in enumerate(self.ctx.others)]
         return [Broadcast(m)]
@@ -505,11 +520,14 @@ class Tendermint(Engine):
         # Alg. 1 lines 51-54
         v = prop.value
         h = self.h
-        self.decision[h] = v
-        self.spent.add(v.coin)
-        self.pending.pop(v.coin, None)
+        self.decision[h] = v                                                 # line 51
         self.evidence[h] = (prop,) + self.log.precommits_of(r, v)
-        actions: list[Action] = [Decide(h, v)]
+        actions: list[Action] = []
+        for p in v.payments:
+            self.ledger.append(p)
+            self.spent.add(p.coin)
+            self.pending.pop(p.coin, None)
+            actions.append(Decide(len(self.ledger) - 1, p))
         self.h = h + 1                                                       # line 52
         self.locked_value, self.locked_round = None, -1                      # line 53
         self.valid_value, self.valid_round = None, -1
@@ -563,6 +581,8 @@ class Tendermint(Engine):
         # a Byzantine validator's votes that were meant for some of us only.
         actions: list[Action] = self._end_wait() if self.waiting else []   # it is at work on our height
         bundle = self.log.messages()
+        if not self.honest:
+            bundle = tuple(m for m in bundle if m.sender != self.id)   # no leaking what it withheld
         if bundle:
             actions.append(Send(st.sender, Gossip(bundle, self.id)))
         return actions
