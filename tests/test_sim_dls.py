@@ -461,3 +461,51 @@ def test_fuzz_200_seeds_never_two_values_at_one_slot(engine):
         sim, _ = fuzz(engine, seed)
         decided_slots += sim.result().decided_slots
     assert decided_slots > 200 * 3
+
+
+# -- through the scenario harness (sim/scenarios/replicated.py) ------------------------------
+
+from minichain.sim.scenarios import replicated  # noqa: E402
+
+
+@pytest.mark.parametrize("engine, n", [("dls", 5), ("dls-byz", 4)])
+def test_harness_normal_loss_and_skew_are_safe_and_commit(engine, n):
+    for scenario in ("normal", "loss", "skew"):
+        r = replicated.run(engine, scenario, n=n, seed=1)
+        assert r.safe and not r.reversals, scenario
+        assert r.extra["committed"] > 0, scenario
+
+
+def test_harness_dls_skewed_clocks_converge_on_one_phase_and_every_payment_commits():
+    r = replicated.run("dls", "skew", n=5, seed=1)
+    assert r.safe and r.extra["committed"] == r.extra["submitted"]
+
+
+@pytest.mark.parametrize("engine, n", [("dls", 5), ("dls-byz", 4)])
+def test_harness_crash_f_stays_live_crash_f_plus_1_stalls_safely(engine, n):
+    live = replicated.run(engine, "crash", n=n, seed=1)
+    assert live.safe and not live.extra["stalled"]
+    f = load_registry()[engine].max_faults(n)
+    dead = replicated.run(engine, "crash", n=n, seed=1, faulty=f + 1)
+    assert dead.safe and dead.extra["stalled"]
+
+
+@pytest.mark.parametrize("engine", ["dls", "dls-byz"])
+def test_harness_even_split_n4_stalls_and_heals_quorum_side_keeps_deciding(engine):
+    even = replicated.run(engine, "partition", n=4, seed=1, split="even")
+    assert even.safe and even.extra["stalled"] and even.extra["decided_after_fault"] > 0
+    side = replicated.run(engine, "partition", n=5 if engine == "dls" else 7, seed=1, split="quorum")
+    assert side.safe and not side.extra["stalled"]
+
+
+@pytest.mark.parametrize("engine, n", [("dls", 5), ("dls-byz", 4)])
+def test_harness_gst_stalls_until_gst_then_decides(engine, n):
+    r = replicated.run(engine, "gst", n=n, seed=1)
+    assert r.safe and r.extra["stalled"] and r.extra["decided_after_fault"] > 0
+
+
+def test_harness_byzantine_breaks_the_omission_version_not_the_authenticated_one():
+    for behaviour in ("lie", "equivocate"):
+        assert replicated.run("dls", "byzantine", n=5, seed=1, behaviour=behaviour).conflicts
+        byz = replicated.run("dls-byz", "byzantine", n=7, seed=1, behaviour=behaviour)
+        assert byz.safe and byz.extra["committed"] > 0

@@ -469,3 +469,39 @@ def test_fuzz_200_seeds_no_slot_ever_has_two_chosen_values():
         sim, _ = fuzz(seed)
         decided += sim.result().decided_slots
     assert decided > 200 * 5
+
+
+# -- through the scenario harness (sim/scenarios/replicated.py) ------------------------------
+
+from minichain.sim.scenarios import replicated  # noqa: E402
+
+
+def test_harness_paxos_n5_normal_loss_and_skew_commit_every_payment_safely():
+    for scenario in ("normal", "loss", "skew"):
+        r = replicated.run("paxos", scenario, n=5, seed=1)
+        assert r.safe and not r.reversals, scenario
+        assert r.extra["committed"] == r.extra["submitted"], scenario
+
+
+def test_harness_paxos_n5_crash_f_2_stays_live_crash_f_plus_1_stalls_safely():
+    live = replicated.run("paxos", "crash", n=5, seed=1)
+    assert live.safe and not live.extra["stalled"] and live.extra["committed"] == live.extra["submitted"]
+    dead = replicated.run("paxos", "crash", n=5, seed=1, faulty=3)
+    assert dead.safe and dead.extra["stalled"]
+
+
+def test_harness_paxos_partition_quorum_side_chooses_even_split_n4_stalls_both_heal():
+    side = replicated.run("paxos", "partition", n=5, seed=1, split="quorum")
+    assert side.safe and not side.extra["stalled"]
+    even = replicated.run("paxos", "partition", n=4, seed=1, split="even")
+    assert even.safe and even.extra["stalled"] and even.extra["committed"] == even.extra["submitted"]
+
+
+def test_harness_paxos_gst_nothing_before_gst_everything_after():
+    r = replicated.run("paxos", "gst", n=5, seed=1)
+    assert r.safe and r.extra["stalled"] and r.extra["committed"] == r.extra["submitted"]
+
+
+def test_harness_paxos_byzantine_equivocating_replicas_break_safety():
+    r = replicated.run("paxos", "byzantine", n=5, seed=1, behaviour="equivocate")
+    assert r.conflicts

@@ -20,8 +20,9 @@ arbitrarily (``Network.asynchronous_until``), so they arrive too late and are dr
 after GST every message between correct nodes arrives within its round. (We accept a
 message anywhere in the phase it belongs to, not only in its exact round: that only
 helps, and safety never depends on timing.) Section 4's distributed clocks are not
-modelled: nodes read their local clocks, so clock skew larger than a round costs
-liveness here, never safety.
+modelled; instead a small synchronizer moves a node's round clock forward to a phase
+that ``t + 1`` nodes (one, in the omission version) have been seen in, so skewed clocks
+converge on the fastest correct one (:meth:`DLS._synchronize`).
 
 **Phases** (3.2.1): rounds are grouped four to a phase; phase ``k`` (from 1) *belongs to*
 node ``k mod N``. Each phase is a trying phase of three rounds followed by a one-round
@@ -197,16 +198,20 @@ class DLS(Engine):
             self.ack_quorum = qs.threshold             # 2t + 1 when N = 3t + 1
             self.claim_quorum = qs.weak                # t + 1: one of them is correct
             self.proper_quorum = qs.weak               # 3.2.2: t + 1 say it is proper
+            self.sync_quorum = qs.weak                 # t + 1 nodes ahead: a correct one is
         else:
             qs = quorum.QuorumSystem.crash(n)
             self.report_quorum = qs.threshold          # N - t (a majority)
             self.ack_quorum = qs.weak                  # t + 1
             self.claim_quorum = 1                      # nobody lies
             self.proper_quorum = 1                     # 3.2.1: any PROPER set received
+            self.sync_quorum = 1
         self.qs = qs
         self.t = qs.f
         # All of it is durable (a lock forgotten in a crash could break Lemma 3.2).
         self.round = -1
+        self.clock_offset = 0.0                        # added by the round synchronizer
+        self.peer_phase: dict[int, int] = {}           # the highest phase each peer was seen in
         self.slot = 0                                  # lowest slot not settled
         self.lock: Lock | None = None                  # at most one per slot (see _on_lock)
         self.acked_phase = 0                           # the last phase we acknowledged a lock in
@@ -238,13 +243,17 @@ class DLS(Engine):
     def step(self) -> int:
         return self.round % ROUNDS_PER_PHASE
 
+    def local_time(self) -> float:
+        """The round clock: the local clock plus what the synchronizer moved it forward."""
+        return self.ctx.now + self.clock_offset
+
     def _schedule_next(self) -> SetTimer:
         nxt = self.round + 1
-        return SetTimer(("round", nxt), max(0.0, nxt * self.round_time - self.ctx.now))
+        return SetTimer(("round", nxt), max(0.0, nxt * self.round_time - self.local_time()))
 
     def on_start(self) -> list[Action]:
-        # The first round that starts at or after now on the local clock.
-        now = self.ctx.now
+        # The first round that starts at or after now on the round clock.
+        now = self.local_time()
         r = int(now / self.round_time)
         if r * self.round_time < now - 1e-12:
             r += 1
@@ -256,8 +265,8 @@ class DLS(Engine):
         return self.on_start()
 
     def on_timer(self, name: Hashable) -> list[Action]:
-        if not (isinstance(name, tuple) and name[0] == "round"):
-            return []
+        if not (isinstance(name, tuple) and name[0] == "round") or name[1] <= self.round:
+            return []                                    # (a timer left behind by a jump)
         self.round = name[1]
         actions: list[Action] = [self._schedule_next()]
         step = self.step
@@ -487,10 +496,41 @@ class DLS(Engine):
         if isinstance(msg, ClientRequest):
             return self._on_client(msg.payment)
         name = _HANDLERS.get(type(msg))
-        return getattr(self, name)(src, msg) if name else []
+        if name is None:
+            return []
+        actions: list[Action] = []
+        if type(msg) in _PHASED:
+            actions += self._synchronize(src, msg.phase)
+        return actions + getattr(self, name)(src, msg)
+
+    # -- the round synchronizer --------------------------------------------------------------
+
+    def _synchronize(self, src: int, phase: int) -> list[Action]:
+        """Jump forward to a later phase that ``sync_quorum`` distinct nodes have reached.
+
+        Our stand-in for section 4's distributed clock: the basic round model assumes the
+        nodes agree on the round, and with skewed clocks they do not. A node never moves
+        back; in the Byzantine version it follows only a phase t + 1 nodes have reached,
+        so the liars cannot rush it. Timing never touches safety, only liveness."""
+        if src == self.id or not 0 <= src < self.ctx.n or phase <= self.peer_phase.get(src, 0):
+            return []
+        self.peer_phase[src] = phase
+        if phase <= self.phase:
+            return []
+        ahead = sorted(self.peer_phase.values(), reverse=True)
+        if len(ahead) < self.sync_quorum:
+            return []
+        target = ahead[self.sync_quorum - 1]
+        if target <= self.phase:
+            return []
+        first_round = (target - 1) * ROUNDS_PER_PHASE
+        self.clock_offset = first_round * self.round_time - self.ctx.now
+        self.round = first_round - 1
+        return self.on_timer(("round", first_round))
 
 
 _NONE = object()
+_PHASED = (Report, Lock, Ack)       # messages sent in (and stamped with) the sender's phase
 
 # message type -> handler method name (looked up on the instance: the liars override some)
 _HANDLERS = {
