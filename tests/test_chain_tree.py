@@ -283,3 +283,20 @@ def test_load_rebuilds_the_same_tree():
     assert loaded.best_candidate().hash == tree.best_candidate().hash
     assert {h: e.status for h, e in loaded.entries.items()} == {h: e.status for h, e in tree.entries.items()}
     assert sorted((t["hash"], t["status"]) for t in loaded.chain_tips()) == sorted((t["hash"], t["status"]) for t in tree.chain_tips())
+
+
+def test_connecting_prunes_candidates_with_less_work_but_keeps_the_choice_right():
+    tree = new_tree()
+    # Twenty short side branches, then a longer main chain that gets connected.
+    for tag in range(20):
+        extend(tree, GENESIS, 1, tag=100 + tag)
+    main_chain = extend(tree, GENESIS, 3, tag=1)
+    for e in tree.path(tree.tip, tree.best_candidate())[1]:
+        tree.connect_tip(e)
+    assert tree.tip is main_chain[-1]
+    assert len(tree._candidates) <= 2
+    # A heavier branch arriving later still wins; a failing one falls back correctly.
+    rival = extend(tree, GENESIS, 5, tag=2)
+    assert tree.best_candidate() is rival[-1]
+    tree.mark_invalid(rival[3])
+    assert tree.best_candidate() is main_chain[-1]

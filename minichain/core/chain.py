@@ -314,6 +314,11 @@ class BlockTree:
             raise ValueError("cannot connect an invalid block")
         entry.status = Status.VALID
         self.active.append(entry)
+        # Bitcoin: PruneBlockIndexCandidates. A connected block is valid for good, so a
+        # candidate with less work can never be chosen again; forgetting it keeps
+        # best_candidate() proportional to the live forks, not to every fork ever seen.
+        if len(self._candidates) > 8:
+            self._candidates = {c for c in self._candidates if c.chainwork >= entry.chainwork}
 
     def disconnect_tip(self) -> IndexEntry:
         """Remove the active tip (its parent becomes the tip); returns the removed entry."""
