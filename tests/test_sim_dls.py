@@ -509,3 +509,19 @@ def test_harness_byzantine_breaks_the_omission_version_not_the_authenticated_one
         assert replicated.run("dls", "byzantine", n=5, seed=1, behaviour=behaviour).conflicts
         byz = replicated.run("dls-byz", "byzantine", n=7, seed=1, behaviour=behaviour)
         assert byz.safe and byz.extra["committed"] > 0
+
+
+def test_synchronizer_a_node_whose_clock_lags_jumps_to_the_phase_t_plus_1_nodes_are_in():
+    # Omission version: one node seen in a later phase is enough (nobody lies).
+    e = node(3, 0, pending=[pay(0)])
+    at_round(e, 4)                                       # phase 2
+    actions = e.on_message(1, Lock(1, 4, 0, pay(0)))     # phase 4's owner is already locking
+    assert e.phase == 4 and e.step == 0
+    assert Send(1, Ack(0, 4, 0, pay(0))) in actions      # ...and the lock is taken in phase 4
+    # Authenticated version: a single node (perhaps a liar) cannot rush it; t + 1 can.
+    b = node(4, 0, byzantine=True)
+    at_round(b, 4)
+    b.on_message(3, Ack(3, 9, 0, pay(0)))
+    assert b.phase == 2
+    b.on_message(2, Ack(2, 7, 0, pay(0)))
+    assert b.phase == 7, "the (t + 1)-th highest phase seen: one correct node is there"

@@ -320,9 +320,15 @@ class Raft(Engine):
     # -- replication (5.3, 5.4.2) ------------------------------------------------------------
 
     def _append_to(self, peer: int) -> Send:
+        """AppendEntries with what ``peer`` has not been sent yet (empty: a heartbeat).
+
+        ``next_index`` moves past the entries at once (pipelining, etcd-raft's "replicate"
+        state): they are not sent again unless the follower refuses, which sends
+        ``next_index`` back (5.3)."""
         nxt = self.next_index[peer]
         prev = nxt - 1
         entries = tuple(self.log[prev : prev + self.max_batch])
+        self.next_index[peer] = nxt + len(entries)
         self.last_sent[peer] = self.ctx.now
         return Send(peer, AppendEntries(self.current_term, prev, self.term_at(prev), entries, self.commit_index))
 
@@ -369,11 +375,12 @@ class Raft(Engine):
                 self.match_index[src] = msg.index
             self.next_index[src] = max(self.next_index[src], self.match_index[src] + 1)
             actions = self._advance_commit()
-            if self.next_index[src] <= self.last_index:        # more to send
+            if self.next_index[src] <= self.last_index:        # more than one batch behind
                 actions.append(self._append_to(src))
             return actions
-        # 5.3: the consistency check failed; back up (to just past the follower's log at most).
-        self.next_index[src] = max(1, min(self.next_index[src] - 1, msg.index + 1))
+        # 5.3: the consistency check failed; back up (to just past the follower's log at most,
+        # never below what it is known to match).
+        self.next_index[src] = max(self.match_index[src] + 1, min(self.next_index[src] - 1, msg.index + 1))
         return [self._append_to(src)]
 
     def _advance_commit(self) -> list[Action]:
