@@ -378,7 +378,7 @@ class Tendermint(Engine):
         actions: list[Action] = []
         if isinstance(msg, Gossip):
             for inner in msg.messages:
-                if isinstance(inner, _CONSENSUS) and inner.sender != self.id:
+                if isinstance(inner, _CONSENSUS):
                     actions += self._receive(inner)
         elif isinstance(msg, Status):
             actions += self._on_status(msg)
