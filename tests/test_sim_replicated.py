@@ -91,5 +91,5 @@ def test_bad_requests_are_clear_errors():
         run("nope", "normal")
     with pytest.raises(ScenarioError, match="unknown scenario"):
         run("test-sequencer", "weather")
-    with pytest.raises(ScenarioError, match="no behaviour 'equivocate'"):
-        run("test-sequencer", "byzantine", behaviour="equivocate")
+    with pytest.raises(ScenarioError, match="no behaviour .double-vote."):
+        run("test-sequencer", "byzantine", behaviour="double-vote")
