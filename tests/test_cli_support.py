@@ -39,20 +39,31 @@ class InProcessNode:
             return fn()
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(60)
 
+    def _mine(self, count: int, pkh: bytes) -> list[bytes]:
+        hashes = []
+        for _ in range(count):
+            self._extra += 1
+            template = build_template(self.node.chain, self.node.mempool, pkh, int(time.time()), self._extra)
+            block = template.with_header(python_mine(template.block.header, self.params))
+            self.node.process_block(block)
+            hashes.append(block.hash)
+        return hashes
+
     def mine(self, count: int, address: str) -> list[str]:
         pkh = decode_address(address, self.params.address_version)
+        return [h[::-1].hex() for h in self.call(lambda: self._mine(count, pkh))]
 
-        def work():
-            hashes = []
-            for _ in range(count):
-                self._extra += 1
-                template = build_template(self.node.chain, self.node.mempool, pkh, int(time.time()), self._extra)
-                block = template.with_header(python_mine(template.block.header, self.params))
-                self.node.process_block(block)
-                hashes.append(block.hash_hex())
-            return hashes
+    def python_generate(self) -> list[int]:
+        """Serve the generate control endpoint with Python mining instead of the kernel;
+        returns the list that records the batch size of every call."""
+        calls: list[int] = []
 
-        return self.call(work)
+        async def generate(count: int, pkh: bytes) -> list[bytes]:
+            calls.append(count)
+            return self._mine(count, pkh)
+
+        self.node.generate = generate
+        return calls
 
     @property
     def height(self) -> int:

@@ -24,11 +24,15 @@ def main() -> None:
 
 
 def _register() -> None:
+    from minichain.cli.bench import bench
+    from minichain.cli.chain import chain
+    from minichain.cli.mine import mine
     from minichain.cli.node import node
     from minichain.cli.sim import sim
     from minichain.cli.testnet import testnet
+    from minichain.cli.wallet import wallet
 
-    for group in (node, testnet, sim):
+    for group in (node, mine, wallet, chain, testnet, sim, bench):
         main.add_command(group)
 
 
