@@ -51,7 +51,7 @@ SCENARIOS = ("normal", "crash", "byzantine", "partition", "gst", "loss", "skew")
 # leader sends two conflicting payments of one coin to the two halves of the cluster.
 # It breaks the crash-fault-tolerant engines on an ordinary network (a passive "lie"
 # needs the honest replicas cut apart with the liar bridging them to show anything).
-DEFAULT_BEHAVIOUR = {"byzantine": "equivocate", "crash": "equivocate"}
+DEFAULT_BEHAVIOUR = {"byzantine": "equivocate", "crash": "equivocate", "hash": "selfish"}
 
 
 class ScenarioError(ValueError):
