@@ -268,23 +268,30 @@ def measure(
         after = decided_between(end, duration) if end < duration else None
         out.update(window=[start, end], decided_during_fault=during, decided_after_fault=after,
                    stalled=during == 0)
-        if groups is not None:
-            out["decided_during_fault_by_side"] = [
-                sum(1 for d in log.records if d.node in honest and d.node in g and start + grace <= d.time < end)
-                for g in groups
-            ]
+        # Per side of a partition (or for everyone): distinct slots its live honest
+        # replicas decided in the window.
+        sides = groups if groups is not None else [list(range(sim.n))]
+        out["decided_during_fault_by_side"] = [
+            len({d.slot for d in log.records if d.node in honest and d.node in g and start + grace <= d.time < end})
+            for g in sides
+        ]
     else:
         out.update(window=None, decided_during_fault=None, decided_after_fault=None,
                    stalled=len(committed_payments) == 0)
-    return out
     if timeline:
-        sides = groups if groups is not None else [list(range(sim.n))]
+        all_honest = set(sim.honest)
+        commits = []
+        for g in groups if groups is not None else [list(range(sim.n))]:
+            # When each slot was first decided by an honest replica of this side.
+            first: dict[int, float] = {}
+            for i in g:
+                if i in all_honest:
+                    for slot, t in log.first_time[i].items():
+                        first[slot] = min(t, first.get(slot, t))
+            commits.append(sorted(first.values()))
         out["timeline"] = {
-            # Per side: when each slot was first decided by an honest replica of that side.
-            "commits": [sorted(min(log.first_time[i][s] for i in g if i in sim.honest and s in log.first_time[i])
-                               for s in {s for i in g if i in sim.honest for s in log.first_time[i]})
-                        for g in sides],
-            "reversals": sorted(d.time for d, _ in log.reversal_records if d.node in sim.honest),
+            "commits": commits,
+            "reversals": sorted(d.time for d, _ in log.reversal_records if d.node in all_honest),
         }
     return out
 
