@@ -13,6 +13,7 @@ that is logged, and never a traceback in the response.
     GET  /api/peers                   links, known addresses, bans
     GET  /api/tips                    like Bitcoin's getchaintips
     GET  /api/blocks?count=N          the latest N blocks, tip first
+    GET  /api/arrivals                when each recent block was first stored (wall clock)
     POST /api/tx          {"hex": ..} submit a signed transaction
     POST /api/control/... (token)     peers/add, peers/remove, peers/ban, partition,
                                       mining/start, mining/stop, generate, shutdown
@@ -351,6 +352,10 @@ def make_api(node: "Node") -> web.Application:
             "denied": [f"{h}:{p}" for h, p in sorted(node.denied)],
         })
 
+    async def arrivals(request: web.Request) -> web.Response:
+        """When each recent block was first stored here (wall clock), for measuring propagation."""
+        return web.json_response({hx(h): t for h, t in node.arrivals.items()})
+
     async def tips(request: web.Request) -> web.Response:
         return web.json_response([{"height": t["height"], "hash": hx(t["hash"]), "branchlen": t["branchlen"],
                                    "status": t["status"]} for t in node.chain.tree.chain_tips()])
@@ -435,6 +440,7 @@ def make_api(node: "Node") -> web.Application:
     app.router.add_get("/api/mempool", mempool)
     app.router.add_get("/api/peers", peers)
     app.router.add_get("/api/tips", tips)
+    app.router.add_get("/api/arrivals", arrivals)
     app.router.add_post("/api/tx", submit_tx)
     app.router.add_post("/api/control/{action:.+}", control)
     return app

@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,6 +54,7 @@ UNSOLICITED_BLOCK_SCORE = 10
 DEFAULT_BAN_SECONDS = 24 * 60 * 60  # Bitcoin: DEFAULT_MISBEHAVING_BANTIME
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 P2P_PATH = "/p2p"
+MAX_ARRIVALS = 2000           # block first-arrival times kept for /api/arrivals
 
 
 def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -113,8 +115,11 @@ class Node:
         self.started = time.time()
         self.miner: Any = None
         self.mining_pkh: bytes | None = None
-        self.blocks_relayed = 0
+        # Traffic counters and first-arrival times, for the network benchmark and status.
+        self.blocks_announced = 0
+        self.blocks_received = 0
         self.block_bytes_received = 0
+        self.arrivals: OrderedDict[bytes, float] = OrderedDict()
         self.listeners: list[Callable[[str, dict], None]] = []
         self._tasks: list[asyncio.Task] = []
         self._runners: list[web.AppRunner] = []
@@ -538,7 +543,8 @@ class Node:
             self.misbehave(peer, UNSOLICITED_BLOCK_SCORE, f"unsolicited block {block.hash_hex()[:16]}")
             if peer.closed:
                 return
-        self.block_bytes_received += len(m.encode(msg)) - 1
+        self.blocks_received += 1
+        self.block_bytes_received += block.size
         result = self.process_block(block, source=peer)
         if result.status is BlockStatus.INVALID and result.reason not in ("duplicate-invalid",):
             self.misbehave(peer, 100, f"invalid block {block.hash_hex()[:16]}: {result.reason} {result.message}")
@@ -555,6 +561,10 @@ class Node:
         """Hand ``block`` to the chain state (which persists it), then update the mempool
         and the index, and announce a new tip. Used for peers' blocks and our own."""
         result = self.chain.accept_block(block, int(time.time()))
+        if result.status in (BlockStatus.CONNECTED, BlockStatus.SIDE_BRANCH) and block.hash not in self.arrivals:
+            self.arrivals[block.hash] = time.time()
+            while len(self.arrivals) > MAX_ARRIVALS:
+                self.arrivals.popitem(last=False)
         act = result.activation
         if act.connected or act.disconnected:
             self.index.apply(act)
@@ -585,7 +595,7 @@ class Node:
             if peer.ready and peer is not exclude and block_hash not in peer.known:
                 peer.known.add(block_hash)
                 peer.send(m.Inv([(m.INV_BLOCK, block_hash)]))
-                self.blocks_relayed += 1
+                self.blocks_announced += 1
 
     # -- inventory and transactions -------------------------------------------------------------
 
@@ -787,6 +797,8 @@ class Node:
             "mining": self.miner is not None,
             "hashrate": self.miner.hashrate if self.miner is not None else 0.0,
             "orphans": self.chain.orphan_count(),
+            "traffic": {"blocks_received": self.blocks_received, "block_bytes_received": self.block_bytes_received,
+                        "blocks_announced": self.blocks_announced},
             "p2p_port": self.listen_port,
             "api_port": self.api_port,
             "uptime": time.time() - self.started,
