@@ -13,14 +13,14 @@ from minichain.sim import Broadcast, CancelTimer, Decide, Exponential, Network, 
 from minichain.sim.engines import BEHAVIOURS, REGISTRY, load_registry
 from minichain.sim.engines import pbft
 from minichain.sim.engines.pbft import (
-    NULL, Checkpoint, Commit, NewView, PBFTConfig, PrePrepare, Prepare, PreparedProof, StateTransfer, Status,
+    NULL, Checkpoint, Commit, NewView, PBFTConfig, PrePrepare, Prepare, PreparedProof, Retransmit, StateTransfer, Status,
     ViewChange, compute_new_view, ledger_digest,
 )
 from minichain.sim.scenarios import replicated
 from minichain.sim.workload import CLIENT, ClientRequest, Payment, schedule_payments
 
 P = [Payment(0, i, f"c0.{i}", f"payee{i}") for i in range(8)]
-SMALL = PBFTConfig(request_timeout=4.0, checkpoint_interval=2, log_window=4, status_interval=0.5)
+SMALL = PBFTConfig(request_timeout=2.0, checkpoint_interval=2, log_window=4, status_interval=0.5)
 
 
 def replicas(n=4, config=None, behaviours=None):
@@ -56,7 +56,7 @@ def test_4_2_primary_assigns_the_next_sequence_number_and_multicasts_pre_prepare
     primary = replicas()[0]
     actions = primary.on_message(CLIENT, ClientRequest(P[0]))
     assert actions == [
-        SetTimer("request", 4.0),
+        SetTimer("request", 2.0),
         Broadcast(PrePrepare(0, 1, P[0], 0)),
         SetTimer("status", 0.5),
     ]
@@ -66,7 +66,7 @@ def test_4_2_primary_assigns_the_next_sequence_number_and_multicasts_pre_prepare
 
 def test_4_2_backup_starts_its_request_timer_and_prepares_an_accepted_pre_prepare():
     backup = replicas()[1]
-    assert backup.on_message(CLIENT, ClientRequest(P[0])) == [SetTimer("request", 4.0), SetTimer("status", 0.5)]
+    assert backup.on_message(CLIENT, ClientRequest(P[0])) == [SetTimer("request", 2.0), SetTimer("status", 0.5)]
     assert backup.on_message(0, PrePrepare(0, 1, P[0], 0)) == [Broadcast(Prepare(0, 1, P[0], 1))]
 
 
@@ -215,11 +215,11 @@ def test_4_5_2_view_change_timer_after_2f_plus_1_view_changes_doubles_each_time(
     replica.on_message(CLIENT, ClientRequest(P[0]))
     replica.on_timer("request")
     actions = feed(replica, (0, ViewChange(1, 0, (), (), 0)), (2, ViewChange(1, 0, (), (), 2)))
-    assert SetTimer(("view-change", 1), 4.0) in actions
+    assert SetTimer(("view-change", 1), 2.0) in actions
     actions = replica.on_timer(("view-change", 1))                        # no NEW-VIEW from replica 1
     assert replica.view == 2 and replica.vc_attempts == 1
     actions = feed(replica, (0, ViewChange(2, 0, (), (), 0)), (1, ViewChange(2, 0, (), (), 1)))
-    assert SetTimer(("view-change", 2), 8.0) in actions
+    assert SetTimer(("view-change", 2), 4.0) in actions
     assert replica.on_timer(("view-change", 1)) == []                     # a stale timer
 
 
@@ -235,7 +235,16 @@ def test_status_answers_a_replica_in_the_same_view_with_our_part_of_its_open_seq
     helper = replicas()[2]
     commit_seq(helper, 1, P[0], voters=(0, 1, 3))
     actions = helper.on_message(1, Status(0, False, 0, 0, 1))
-    assert actions == [Send(1, PrePrepare(0, 1, P[0], 0)), Send(1, Prepare(0, 1, P[0], 2)), Send(1, Commit(0, 1, P[0], 2))]
+    bundle = (Commit(0, 1, P[0], 2), PrePrepare(0, 1, P[0], 0), Prepare(0, 1, P[0], 2))
+    assert actions == [Send(1, Retransmit(bundle, 2))]
+    # The lagging replica takes the relayed pre-prepare and the helper's own votes from it.
+    lagging = replicas()[1]
+    actions = lagging.on_message(2, Retransmit(bundle, 2))
+    # (pre-prepare + its prepare + ours: prepared, so it commits too)
+    assert network_msgs(actions) == [Broadcast(Prepare(0, 1, P[0], 1)), Broadcast(Commit(0, 1, P[0], 1))]
+    assert lagging.commits[(0, 1)].votes == {2: P[0], 1: P[0]}
+    # A vote in the bundle that is not the sender's own is not taken.
+    assert replicas()[1].on_message(2, Retransmit((Commit(0, 1, P[0], 3),), 2)) == []
 
 
 # -- Byzantine behaviours ----------------------------------------------------------------------

@@ -182,13 +182,22 @@ class StateTransfer:
     sender: int
 
 
+@dataclass(frozen=True, slots=True)
+class Retransmit:
+    """An answer to STATUS in one bundle: the sender's own votes and checkpoints, and the
+    pre-prepares it relays."""
+
+    messages: tuple
+    sender: int
+
+
 # Messages that stay meaningful when relayed: checked on their signer, not on ``src``.
 _RELAYABLE = (PrePrepare, NewView, StateTransfer)
 
 
 @dataclass(frozen=True)
 class PBFTConfig:
-    request_timeout: float = 4.0      # T: the view-change timer (4.4), doubled per failed view change (4.5.2)
+    request_timeout: float = 2.0      # T: the view-change timer (4.4), doubled per failed view change (4.5.2)
     checkpoint_interval: int = 8      # K: a checkpoint every K sequence numbers (4.3)
     log_window: int = 16              # L: sequence numbers must lie in (h, h + L] (4.3; the paper suggests 2K)
     status_interval: float = 0.5      # how long a waiting replica goes without progress before STATUS
@@ -822,31 +831,39 @@ class PBFT(Engine):
             # It holds a proof for a checkpoint we reached but have not seen become stable.
             ledger = tuple(self.ledger[: theirs[1]])
             actions.append(Send(dst, StateTransfer(st.stable_seq, ledger, (), self.id)))
-        if self.in_view_change:
-            return actions
-        if self.new_view_msg is not None and self.new_view_msg.view == self.view and (
-                st.view < self.view or (st.view == self.view and st.in_view_change)):
-            actions.append(Send(dst, self.new_view_msg))
+        bundle: dict[Any, None] = {}                    # an ordered set
         for seq, (digest, _) in sorted(self.my_checkpoints.items()):
             if seq > st.stable_seq and seq > 0:
-                actions.append(Send(dst, Checkpoint(seq, digest, self.id)))
-        if st.view == self.view and not st.in_view_change:
-            # Same view: our part of the three phases for every number it has not executed.
-            for (view, seq), pp in sorted(self.pre_prepares.items()):
-                if view != self.view or seq <= st.last_exec:
-                    continue
-                actions.append(Send(dst, pp))
-                for kind in ("prepare", "commit"):
-                    vote = self.my_votes.get((kind, view, seq))
-                    if vote is not None:
-                        actions.append(Send(dst, vote))
-        else:
-            # Another view: our commits for what we executed, towards a commit certificate.
-            latest: dict[int, Commit] = {}
-            for (kind, view, seq), vote in sorted(self.my_votes.items()):
-                if kind == "commit" and st.last_exec < seq <= self.last_exec:
-                    latest[seq] = vote            # type: ignore[assignment]
-            actions += [Send(dst, vote) for _, vote in sorted(latest.items())]
+                bundle[Checkpoint(seq, digest, self.id)] = None
+        # Our commits, of every view we hold, for what we executed and it did not: with
+        # 2f + 1 of one view it has a commit certificate, whatever view it is in.
+        for (kind, _, seq), vote in sorted(self.my_votes.items()):
+            if kind == "commit" and st.last_exec < seq <= self.last_exec:
+                bundle[vote] = None
+        if not self.in_view_change:
+            if self.new_view_msg is not None and self.new_view_msg.view == self.view and (
+                    st.view < self.view or (st.view == self.view and st.in_view_change)):
+                actions.append(Send(dst, self.new_view_msg))
+            if st.view == self.view and not st.in_view_change:
+                # Same view: our part of the three phases for every number it has not executed.
+                for (view, seq), pp in sorted(self.pre_prepares.items()):
+                    if view != self.view or seq <= st.last_exec:
+                        continue
+                    bundle[pp] = None
+                    for kind in ("prepare", "commit"):
+                        vote = self.my_votes.get((kind, view, seq))
+                        if vote is not None:
+                            bundle[vote] = None
+        if bundle:
+            actions.append(Send(dst, Retransmit(tuple(bundle), self.id)))
+        return actions
+
+    def _on_retransmit(self, rt: "Retransmit") -> list[Action]:
+        actions: list[Action] = []
+        for m in rt.messages:
+            # The bundle's own votes are authenticated by it; pre-prepares by their signer.
+            if isinstance(m, PrePrepare) or (isinstance(m, (Prepare, Commit, Checkpoint)) and m.sender == rt.sender):
+                actions += self._HANDLERS[type(m)](self, m)
         return actions
 
     _HANDLERS = {
@@ -857,6 +874,7 @@ class PBFT(Engine):
         ViewChange: _on_view_change,
         NewView: _on_new_view,
         Status: _on_status,
+        Retransmit: _on_retransmit,
         StateTransfer: _on_state_transfer,
     }
 
