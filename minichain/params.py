@@ -101,9 +101,12 @@ testnet = Params(
     median_time_span=11,
     max_block_size=1_000_000,
     address_version=0x6F,  # Bitcoin testnet's PUBKEY_ADDRESS prefix ("m" / "n" addresses)
-    genesis_time=1798761600,  # 2027-01-01T00:00:00Z
+    # In the past: a block's time must exceed its parent's median time past and be at
+    # most max_future_block_time ahead of the clock, so a genesis dated in the future
+    # leaves nothing minable until the clock reaches it.
+    genesis_time=1704067200,  # 2024-01-01T00:00:00Z
     genesis_bits=0x1F00FFFF,
-    genesis_nonce=22568,  # found by core/genesis.py find_genesis_nonce
+    genesis_nonce=2355,  # found by core/genesis.py find_genesis_nonce
     genesis_message=b"minichain testnet genesis",
 )
 

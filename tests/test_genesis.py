@@ -8,7 +8,7 @@ from minichain.core.pow import check_proof_of_work
 from minichain.core.validation import block_subsidy, check_block
 
 
-@pytest.mark.parametrize("net, nonce", [(params.regtest, 2), (params.testnet, 22568)])
+@pytest.mark.parametrize("net, nonce", [(params.regtest, 2), (params.testnet, 2355)])
 def test_genesis_meets_its_proof_of_work_with_the_nonce_in_params(net, nonce):
     block = genesis_block(net)
     assert net.genesis_nonce == nonce
@@ -29,6 +29,15 @@ def test_genesis_is_deterministic_and_passes_the_block_checks(net):
     assert coinbase.coinbase_height() == 0
     assert net.genesis_message in coinbase.inputs[0].signature
     assert [(o.value, o.pubkey_hash) for o in coinbase.outputs] == [(block_subsidy(0, net), GENESIS_PUBKEY_HASH)]
+
+
+@pytest.mark.parametrize("net", [params.regtest, params.testnet])
+def test_genesis_is_dated_in_the_past_so_the_next_block_can_be_mined_now(net):
+    import time
+
+    # Block 1 needs a time above the genesis time and at most max_future_block_time
+    # ahead of the clock: a genesis in the future would make the network unminable.
+    assert net.genesis_time + 1 <= int(time.time()) + net.max_future_block_time
 
 
 def test_networks_have_different_genesis_blocks():
