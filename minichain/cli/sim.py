@@ -195,3 +195,80 @@ def stale_rate_cmd(seed: int, as_json: bool, intervals: str, delays: str, miners
                              f"[{row['ci95'][0]:.4f},{row['ci95'][1]:.4f}]", f"{row['approx']:.4f}"], widths))
 
     _emit(result, as_json, table)
+
+
+@sim.command("compare")
+@click.option("--engines", default=",".join(("nakamoto", "pbft", "tendermint", "raft", "paxos", "dls", "dls-byz")),
+              show_default=True, help="Engines to compare (comma-separated).")
+@click.option("--scenarios", default="all", show_default=True,
+              help="Scenarios (comma-separated): normal, partition-even, partition-majority, crash-f, crash-f+1, "
+                   "byzantine-f, byzantine-f+1, loss-1%, loss-10%, loss-30%, gst, skew, double-spend-f, double-spend-f+1.")
+@click.option("--nodes", default=4, show_default=True, type=click.IntRange(4, 64), help="Replicas (miners) per run.")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(1), help="Runs per engine and scenario (seeds --seed, --seed+1, ...).")
+@click.option("--seed", default=1, show_default=True, type=int, help="The first seed.")
+@click.option("--out", "out_dir", default="compare-out", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for compare.json, compare.md and the plots.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Also run what the plots need and draw them.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the table as Markdown instead of a terminal table.")
+@json_option
+def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int, out_dir: str, plots: bool,
+                as_markdown: bool, as_json: bool) -> None:
+    """Every engine under the same scenarios and seeds: one table, one set of plots.
+
+    Writes compare.json, compare.md and (with --plots) messages_per_decision.png,
+    partition_commits.png, double_spend.png and fork_tree.png to --out. The wall time
+    goes to stderr, so stdout is the same for the same seed.
+
+    \b
+    Example:
+      minichain sim compare
+      minichain sim compare --engines pbft,raft,nakamoto --scenarios partition-even --seeds 3
+    """
+    import sys
+    import time
+
+    from minichain.sim import compare
+
+    names = [s.strip() for s in scenarios.split(",") if s.strip()]
+    cfg = compare.Config(
+        engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
+        scenarios=tuple(compare.SCENARIOS) if names == ["all"] else tuple(names),
+        n=nodes, seeds=seeds, seed=seed, plots=plots,
+    )
+    try:
+        compare.check(cfg)
+    except compare.CompareError as exc:
+        raise click.BadParameter(str(exc)) from None
+    started = time.perf_counter()
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from minichain.cli.common import console
+
+        with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console(stderr=True), transient=True) as bar:
+            task = bar.add_task("comparing", total=compare.plan(cfg))
+            result = compare.compare(cfg, lambda what: bar.update(task, advance=1, description=what))
+    else:
+        result = compare.compare(cfg)
+    written = compare.write(result, out_dir)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        click.echo(compare.to_json(result))
+    elif as_markdown:
+        click.echo(compare.markdown(result) + "\n" + compare.caption(result))
+    else:
+        from rich.table import Table
+
+        from minichain.cli.common import console
+
+        table = Table(title=f"minichain sim compare: {compare.caption(result)}", title_justify="left")
+        for i, h in enumerate(compare.HEADERS):
+            table.add_column(h, justify="left" if i < 2 else "right")
+        rows = compare.table_rows(result)
+        for i, cells in enumerate(rows):
+            last_of_scenario = i + 1 == len(rows) or rows[i + 1][1] != cells[1]
+            table.add_row(*cells, end_section=last_of_scenario)
+        console().print(table)
+        click.echo("wrote " + ", ".join(written))
+    click.echo(f"finished in {elapsed:.1f} s", err=True)

@@ -29,8 +29,9 @@ the run *stalled*, payments *reversed* (final at an honest replica, later not) a
 
 Two options serve the comparison (``sim/compare.py``): ``cross_spend=True`` makes the
 partition a double-spend opportunity -- one coin paid to merchant A on the first side and
-to merchant B on the second, a second after the split -- and ``timeline=True`` adds the
-times of every side's commits and reversals (for plots).
+to merchant B on the second, a second after the split -- and ``timeline=True`` adds, per
+side, when each payment was first committed there, and when decisions were reversed
+(for plots).
 """
 
 from __future__ import annotations
@@ -282,12 +283,13 @@ def measure(
         all_honest = set(sim.honest)
         commits = []
         for g in groups if groups is not None else [list(range(sim.n))]:
-            # When each slot was first decided by an honest replica of this side.
-            first: dict[int, float] = {}
-            for i in g:
-                if i in all_honest:
-                    for slot, t in log.first_time[i].items():
-                        first[slot] = min(t, first.get(slot, t))
+            # When each payment was first committed by an honest replica of this side.
+            side = set(g) & all_honest
+            first: dict[Payment, float] = {}
+            for d in log.records:
+                if d.node in side:
+                    for p in payments_in(d.value):
+                        first.setdefault(p, d.time)
             commits.append(sorted(first.values()))
         out["timeline"] = {
             "commits": commits,
