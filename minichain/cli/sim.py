@@ -206,22 +206,22 @@ def stale_rate_cmd(seed: int, as_json: bool, intervals: str, delays: str, miners
 @click.option("--nodes", default=4, show_default=True, type=click.IntRange(4, 64), help="Replicas (miners) per run.")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(1), help="Runs per engine and scenario (seeds --seed, --seed+1, ...).")
 @click.option("--seed", default=1, show_default=True, type=int, help="The first seed.")
-@click.option("--out", "out_dir", default="compare-out", show_default=True, type=click.Path(file_okay=False),
-              help="Directory for compare.json, compare.md and the plots.")
-@click.option("--plots/--no-plots", default=True, show_default=True, help="Also run what the plots need and draw them.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Write compare.json, compare.md and the plots to this directory (without it, only print).")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="With --out: also run what the plots need and draw them.")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the table as Markdown instead of a terminal table.")
 @json_option
 def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int, out_dir: str, plots: bool,
                 as_markdown: bool, as_json: bool) -> None:
     """Every engine under the same scenarios and seeds: one table, one set of plots.
 
-    Writes compare.json, compare.md and (with --plots) messages_per_decision.png,
-    partition_commits.png, double_spend.png and fork_tree.png to --out. The wall time
-    goes to stderr, so stdout is the same for the same seed.
+    With --out DIR, writes compare.json, compare.md and the plots
+    messages_per_decision.png, partition_commits.png, double_spend.png and fork_tree.png.
+    Progress and the wall time go to stderr, so stdout is the same for the same seed.
 
     \b
     Example:
-      minichain sim compare
+      minichain sim compare --out compare-out
       minichain sim compare --engines pbft,raft,nakamoto --scenarios partition-even --seeds 3
     """
     import sys
@@ -233,7 +233,7 @@ def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int,
     cfg = compare.Config(
         engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
         scenarios=tuple(compare.SCENARIOS) if names == ["all"] else tuple(names),
-        n=nodes, seeds=seeds, seed=seed, plots=plots,
+        n=nodes, seeds=seeds, seed=seed, plots=plots and out_dir is not None,
     )
     try:
         compare.check(cfg)
@@ -251,7 +251,7 @@ def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int,
             result = compare.compare(cfg, lambda what: bar.update(task, advance=1, description=what))
     else:
         result = compare.compare(cfg)
-    written = compare.write(result, out_dir)
+    written = compare.write(result, out_dir) if out_dir is not None else []
     elapsed = time.perf_counter() - started
     if as_json:
         click.echo(compare.to_json(result))
@@ -270,5 +270,7 @@ def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int,
             last_of_scenario = i + 1 == len(rows) or rows[i + 1][1] != cells[1]
             table.add_row(*cells, end_section=last_of_scenario)
         console().print(table)
-        click.echo("wrote " + ", ".join(written))
+        if written:
+            click.echo("wrote " + ", ".join(written))
+    sys.stdout.flush()
     click.echo(f"finished in {elapsed:.1f} s", err=True)

@@ -292,7 +292,7 @@ def double_spend_curve(cfg: Config) -> list[dict]:
 
 # -- presenting it ---------------------------------------------------------------------------
 
-HEADERS = ("engine", "scenario", "committed", "decided", "during fault", "finality s", "conflicts",
+HEADERS = ("engine", "scenario", "committed", "decided", "during fault (per side)", "finality s", "conflicts",
            "reversed", "double-spent", "msgs/decision", "stalled")
 
 
