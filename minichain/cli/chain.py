@@ -254,8 +254,8 @@ def chain_mempool(node_url, network, as_json):
 @node_option
 @handle_errors
 def chain_wait_sync(timeout, network, node_url):
-    """Wait, with a progress bar, until the node has every block of its best header
-    chain (it syncs headers first, then blocks).
+    """Wait, with a progress bar, until the node has caught up: it has a peer, and its
+    chain is as high as its best header and as every peer said its chain was.
 
     \b
     Example:
@@ -267,18 +267,23 @@ def chain_wait_sync(timeout, network, node_url):
     status = check_node_network(client, network)
     deadline = time.monotonic() + timeout
     start_height = status["height"]
-    with Progress(TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console(stderr=True)) as progress:
-        task = progress.add_task("sync", total=max(1, status["headers"] - start_height))
+
+    def target_of(status: dict) -> tuple[int, int]:
+        ready = [p for p in client.peers().get("peers", []) if p.get("ready")]
+        best = max([status["headers"]] + [p.get("start_height") or 0 for p in ready])
+        return best, len(ready)
+
+    with Progress(TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
+                  TimeRemainingColumn(), console=console(stderr=True)) as progress:
+        task = progress.add_task("sync", total=None)
         while True:
-            done = status["height"] - start_height
-            progress.update(task, total=max(done, status["headers"] - start_height, 1), completed=done)
-            if status["height"] >= status["headers"] and (status["peers"] > 0 or status["headers"] > 0):
-                progress.update(task, total=max(done, 1), completed=max(done, 1))
+            target, peers = target_of(status)
+            progress.update(task, total=max(1, target - start_height), completed=max(0, status["height"] - start_height))
+            if peers and status["height"] >= target:
                 break
             if time.monotonic() > deadline:
-                raise CommandError(f"not synced after {timeout:g}s: height {status['height']} of "
-                                   f"{status['headers']} headers, {status['peers']} peer(s)")
-            time.sleep(0.5)
+                raise CommandError(f"not synced after {timeout:g}s: height {status['height']} of {target}, "
+                                   f"{peers} peer(s)" + ("; the node has no peers to sync from" if not peers else ""))
+            time.sleep(0.25)
             status = client.status()
     click.echo(f"synced at height {status['height']} ({status['tip']})")

@@ -97,6 +97,12 @@ def test_alice_mines_101_pays_bob_and_both_wallets_follow_confirmations(network,
     assert cli.json("wallet", "balance", "--wallet", bob, "--min-conf", "4")["confirmed"] == 0
     assert cli.json("wallet", "balance", "--wallet", bob, "--min-conf", "3")["confirmed"] == 1_234_500_000
 
+    # A second node catches up; 'chain wait-sync' follows it to the first one's tip.
+    late = network.add("late", "--connect", node.address)
+    synced = cli("chain", "wait-sync", "--node", f"127.0.0.1:{late.api_port}", "--timeout", "60")
+    assert "synced at height 104" in synced.stdout
+    assert cli.json("chain", "status", "--node", f"127.0.0.1:{late.api_port}")["height"] == 104
+
     # The human tables, once each, for the transcript check below.
     for sub in ("balance", "history", "utxos"):
         cli("wallet", sub, "--wallet", alice)
