@@ -118,6 +118,23 @@ def test_n4_crashes_one_past_f_stall_every_quorum_engine_but_not_nakamoto():
     assert rows[("nakamoto", "crash-f+1")]["stalled"] == 0
 
 
+def test_n4_before_gst_quorum_engines_wait_and_then_commit_everything_while_nakamoto_forks():
+    cfg = compare.Config(engines=("nakamoto", "pbft", "tendermint", "raft", "paxos"), scenarios=("gst",),
+                         seeds=2, plots=False)
+    rows = {r["engine"]: r for r in compare.compare(cfg)["rows"]}
+    for engine in ("pbft", "tendermint", "raft", "paxos"):
+        r = rows[engine]
+        assert r["stalled"] == 2 and r["conflicts"] == 0 and r["committed"] == r["submitted"], r
+    assert rows["nakamoto"]["stalled"] == 0 and rows["nakamoto"]["conflicts"] > 0
+
+
+def test_n4_byzantine_voters_without_an_equivocating_leader_do_not_split_pbft_or_tendermint():
+    cfg = compare.Config(engines=("pbft", "tendermint"), scenarios=("byzantine-f", "byzantine-f+1"), seeds=2,
+                         plots=False)
+    for r in compare.compare(cfg)["runs"]:
+        assert r["behaviour"] == "double-vote" and r["conflicts"] == 0, r
+
+
 def test_unknown_names_and_too_few_nodes_are_clear_errors():
     with pytest.raises(compare.CompareError, match="unknown engine 'hotstuff'"):
         compare.check(compare.Config(engines=("hotstuff",)))
