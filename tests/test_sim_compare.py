@@ -204,3 +204,15 @@ def test_decisions_of_byzantine_nodes_do_not_count():
     log.record(1.0, 1, 0, PAY_B)         # node 1 is Byzantine: its "commit" means nothing
     reversed_, double = payment_safety(log, [0], lambda v: (v,) if isinstance(v, Payment) else ())
     assert reversed_ == set() and double == set()
+
+
+def test_same_seed_same_json_across_processes_with_different_hash_seeds():
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-c", "from minichain.cli import main; main()", "sim", "compare",
+            "--engines", "nakamoto,pbft,dls", "--scenarios", "partition-even,double-spend-f", "--seeds", "1", "--json"]
+    outs = [subprocess.run(args, env={**os.environ, "PYTHONHASHSEED": h}, capture_output=True, text=True, check=True).stdout
+            for h in ("1", "2")]
+    assert outs[0] == outs[1] and json.loads(outs[0])["rows"]
