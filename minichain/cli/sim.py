@@ -210,9 +210,10 @@ def stale_rate_cmd(seed: int, as_json: bool, intervals: str, delays: str, miners
               help="Write compare.json, compare.md and the plots to this directory (without it, only print).")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="With --out: also run what the plots need and draw them.")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the table as Markdown instead of a terminal table.")
+@click.option("--describe", is_flag=True, help="Only print the setup and the scenarios (Markdown), run nothing.")
 @json_option
 def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int, out_dir: str, plots: bool,
-                as_markdown: bool, as_json: bool) -> None:
+                as_markdown: bool, describe: bool, as_json: bool) -> None:
     """Every engine under the same scenarios and seeds: one table, one set of plots.
 
     With --out DIR, writes compare.json, compare.md and the plots
@@ -239,6 +240,9 @@ def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int,
         compare.check(cfg)
     except compare.CompareError as exc:
         raise click.BadParameter(str(exc)) from None
+    if describe:
+        click.echo(compare.describe(cfg), nl=False)
+        return
     started = time.perf_counter()
     if sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -264,7 +268,8 @@ def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int,
 
         table = Table(title=f"minichain sim compare: {compare.caption(result)}", title_justify="left")
         for i, h in enumerate(compare.HEADERS):
-            table.add_column(h, justify="left" if i < 2 else "right")
+            # Names never wrap; numbers fold rather than being cut off on a narrow terminal.
+            table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i < 2, overflow="fold")
         rows = compare.table_rows(result)
         for i, cells in enumerate(rows):
             last_of_scenario = i + 1 == len(rows) or rows[i + 1][1] != cells[1]
