@@ -271,3 +271,14 @@ def test_api_gives_4xx_with_a_reason_never_500(network):
     assert a.running
     # The cookie is the owner's alone.
     assert os.stat(os.path.join(a.datadir, ".cookie")).st_mode & 0o777 == 0o600
+
+
+def test_star_of_3_a_node_learns_peer_addresses_and_dials_them(network):
+    hub = network.add("hub")
+    b = network.add("b", "--connect", hub.address)
+    wait_peers(hub, 1)
+    # c knows only the hub, but with --discover it dials the addresses the hub tells it.
+    c = network.add("c", "--connect", hub.address, "--discover")
+    wait_until(lambda: any(p["address"] == b.address for p in c.get("/api/peers")["peers"]), 30,
+               lambda: f"c never dialled b: {c.get('/api/peers')}")
+    assert b.address in c.get("/api/peers")["known_addresses"]
