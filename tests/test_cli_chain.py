@@ -155,6 +155,8 @@ def test_mine_errors(cli, node, tmp_path):
     assert "wrong network" in err
     err = cli("mine", "1", "--address", ADDR, "--node", "127.0.0.1:9", code=3).stderr
     assert "cannot reach the node at http://127.0.0.1:9" in err
+    err = cli("mine", "1", "--datadir", node.datadir, code=1).stderr  # no --address and no wallet
+    assert "no wallet at" in err and "--address" in err
     err = cli("mine", "0", "--address", ADDR, code=2).stderr
     assert "0" in err
     assert node.height == 0

@@ -335,3 +335,17 @@ def test_every_command_has_help_with_an_example(cli):
             continue  # other groups' own tests
         out = cli(*path, "--help").stdout
         assert "Example" in out, f"minichain {' '.join(path)} --help has no example"
+
+
+def test_a_node_that_goes_away_before_the_submit_is_unreachable_not_a_refusal(cli, node, monkeypatch):
+    from minichain.wallet.client import NodeClient, NodeUnreachable
+
+    alice, addr = new_wallet(cli, "alice")
+    node.mine(MATURITY, addr)
+
+    def gone(self, raw_hex):
+        raise NodeUnreachable(self.url, "connection refused")
+
+    monkeypatch.setattr(NodeClient, "submit_tx", gone)
+    err = cli("wallet", "send", "--wallet", alice, OUTSIDER, "1", code=3).stderr
+    assert "cannot reach the node" in err and "refused the transaction" not in err

@@ -61,8 +61,12 @@ def mine(blocks, address, wallet_path, network, datadir, node_url, as_json):
         raise CommandError(f"the node at {probe.url} reports an unknown network {node_network!r}")
     if address is None:
         from minichain.cli.wallet import open_keyfile
+        from minichain.wallet.keyfile import WalletFileError
 
-        keyfile = open_keyfile(wallet_path, datadir, net)
+        try:
+            keyfile = open_keyfile(wallet_path, datadir, net)
+        except WalletFileError as exc:
+            raise CommandError(f"{exc}; or say where the coins go with --address ADDRESS") from None
         address = keyfile.next_address("receive")
         click.echo(f"mining to {address}, a new address of the wallet {keyfile.path}", err=True)
     else:

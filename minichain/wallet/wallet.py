@@ -18,7 +18,7 @@ from typing import Any
 from minichain.core.keys import AddressError, decode_address
 from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, sign_inputs
 from minichain.wallet.amounts import format_amount
-from minichain.wallet.client import NodeClient, NodeError
+from minichain.wallet.client import NodeClient, NodeRequestError
 from minichain.wallet.coinselect import (DEFAULT_FEE_RATE, Candidate, InsufficientFunds, Selection,
                                          select_coins)
 from minichain.wallet.keyfile import KeyFile
@@ -190,8 +190,8 @@ class Wallet:
                          [keys[c.address] for c in sel.coins])
         try:
             txid = self.client.submit_tx(tx.serialize().hex())
-        except NodeError as exc:
-            raise WalletError(f"the node refused the transaction: {exc}") from None
+        except NodeRequestError as exc:  # an unreachable node is reported as such, not as a refusal
+            raise WalletError(f"the node refused the transaction: {exc.message}") from None
         return SendResult(txid, tx, sel, to_address, change_address, fee_rate)
 
     def _shortfall_message(self, exc: InsufficientFunds, snap: Snapshot) -> str:
