@@ -55,3 +55,12 @@ def test_the_plots_the_comparison_shows_are_the_ones_its_command_draws():
 def test_only_minichain_commands_are_run():
     with pytest.raises(docs.DocCommandError, match="only 'minichain"):
         docs.run_command("rm -rf /")
+
+
+def test_every_file_the_docs_point_at_exists():
+    root = os.path.dirname(docs.DOCS)
+    for path in DOC_FILES:
+        with open(path) as fh:
+            text = fh.read()
+        for ref in set(re.findall(r"`((?:minichain|tests)/[\w/]+\.py)`", text)):
+            assert os.path.exists(os.path.join(root, ref)), f"{os.path.basename(path)} points at {ref}, which is gone"
