@@ -67,24 +67,33 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("normal", "normal", "no fault"),
-    Scenario("partition-even", "partition", "two equal halves from 5 s to 20 s; one coin paid on each side",
+    Scenario("normal", "normal", "no fault (fixed latency)"),
+    Scenario("partition-even", "partition",
+             "two equal halves from {fault_at:g} s to {heal_at:g} s; a second after the split, a client pays one "
+             "coin to merchant A on one side and to merchant B on the other",
              options={"split": "even", "cross_spend": True}),
-    Scenario("partition-majority", "partition", "one side holds a quorum, 5 s to 20 s; one coin paid on each side",
+    Scenario("partition-majority", "partition",
+             "as partition-even, but one side is exactly the engine's quorum and the other the rest",
              options={"split": "quorum", "cross_spend": True}),
-    Scenario("crash-f", "crash", "f replicas crash at 5 s", lambda f: f),
-    Scenario("crash-f+1", "crash", "f + 1 replicas crash at 5 s", lambda f: f + 1),
-    Scenario("byzantine-f", "byzantine", "f Byzantine voters", lambda f: f, VOTER_ATTACK),
-    Scenario("byzantine-f+1", "byzantine", "f + 1 Byzantine voters", lambda f: f + 1, VOTER_ATTACK),
-    Scenario("loss-1%", "loss", "every link drops 1% of messages", options={"loss": 0.01}),
-    Scenario("loss-10%", "loss", "every link drops 10% of messages", options={"loss": 0.10}),
-    Scenario("loss-30%", "loss", "every link drops 30% of messages", options={"loss": 0.30}),
-    Scenario("gst", "gst", "messages delayed ~5 s more until GST at 20 s"),
-    Scenario("skew", "skew", "clocks offset by up to 0.2 s and drifting up to 0.2%"),
-    Scenario("double-spend-f", "byzantine", "f Byzantine leaders (miners) try to commit two payments of one coin",
+    Scenario("crash-f", "crash", "f replicas crash at {fault_at:g} s and stay down", lambda f: f),
+    Scenario("crash-f+1", "crash", "f + 1 replicas crash at {fault_at:g} s and stay down", lambda f: f + 1),
+    Scenario("byzantine-f", "byzantine",
+             "f Byzantine voters: BFT engines vote for every value (double-vote; dls-byz: lie), crash-fault "
+             "engines lie, Nakamoto's faulty miners pool their hash power and mine selfishly (Eyal & Sirer 2014)",
+             lambda f: f, VOTER_ATTACK),
+    Scenario("byzantine-f+1", "byzantine", "as byzantine-f with f + 1", lambda f: f + 1, VOTER_ATTACK),
+    Scenario("loss-1%", "loss", "every link drops 1% of the messages", options={"loss": 0.01}),
+    Scenario("loss-10%", "loss", "every link drops 10% of the messages", options={"loss": 0.10}),
+    Scenario("loss-30%", "loss", "every link drops 30% of the messages", options={"loss": 0.30}),
+    Scenario("gst", "gst", "until GST at {heal_at:g} s every message is held back an extra exponential delay "
+             "of mean {gst_delay:g} s (but never past GST)"),
+    Scenario("skew", "skew", "clocks offset by up to +-{skew:g} s and drifting up to +-{skew:g}%"),
+    Scenario("double-spend-f", "byzantine",
+             "f Byzantine leaders try to commit two payments of one coin: an equivocating leader sends one to "
+             "half the replicas and its twin to the other half; Nakamoto's faulty miners pool their hash power "
+             "in Rosenfeld's (2014) double-spender against a merchant waiting {confirmations} confirmations",
              lambda f: f, LEADER_ATTACK),
-    Scenario("double-spend-f+1", "byzantine", "f + 1 Byzantine leaders (miners) try the same",
-             lambda f: f + 1, LEADER_ATTACK),
+    Scenario("double-spend-f+1", "byzantine", "as double-spend-f with f + 1", lambda f: f + 1, LEADER_ATTACK),
 )}
 
 
@@ -209,7 +218,8 @@ def compare(cfg: Config = Config(), progress: Callable[[str], None] | None = Non
                 tick(f"{engine} {scenario} seed {seed}")
     out: dict[str, Any] = {
         "config": _config_dict(cfg),
-        "scenarios": {s: SCENARIOS[s].about for s in cfg.scenarios},
+        "setup": setup(cfg),
+        "scenarios": {s: SCENARIOS[s].about.format(**setup(cfg)) for s in cfg.scenarios},
         "rows": aggregate(runs, cfg),
         "runs": runs,
     }
@@ -291,6 +301,52 @@ def double_spend_curve(cfg: Config) -> list[dict]:
 
 
 # -- presenting it ---------------------------------------------------------------------------
+
+
+def setup(cfg: Config) -> dict[str, Any]:
+    """The fixed parameters every run shares, read from where they are defined."""
+    import inspect
+
+    from minichain.sim.engines import nakamoto_replica
+
+    defaults = {k: p.default for k, p in inspect.signature(replicated.run).parameters.items()}
+    window = cfg.heal_at - cfg.fault_at
+    return {
+        "n": cfg.n,
+        "run": cfg.duration,
+        "fault_at": cfg.fault_at,
+        "heal_at": cfg.heal_at,
+        "grace": min(2.0, window / 4),            # as replicated.measure
+        "payment_every": defaults["interval"],
+        "latency_mean": defaults["latency"],
+        "gst_delay": defaults["gst_delay"],
+        "skew": defaults["skew"],
+        "block_interval": nakamoto_replica.BLOCK_INTERVAL,
+        "confirmations": nakamoto_replica.CONFIRMATIONS,
+        "peer_degree": nakamoto_replica.PEER_DEGREE,
+    }
+
+
+def describe(cfg: Config) -> str:
+    """The setup and the scenarios, in Markdown."""
+    p = setup(cfg)
+    lines = [
+        f"* {p['n']} replicas (miners); runs of {p['run']:g} s of virtual time; a client pays every "
+        f"{p['payment_every']:g} s and every replica receives each payment.",
+        f"* Links: exponential latency with a {p['latency_mean'] * 1000:g} ms mean (fixed {p['latency_mean'] * 1000:g} ms "
+        "in the fault-free scenario), FIFO.",
+        f"* Faults start at {p['fault_at']:g} s; partitions heal (and GST falls) at {p['heal_at']:g} s; decisions in "
+        f"the first {p['grace']:g} s of a fault window are not counted as decided during the fault.",
+        f"* Nakamoto: a block every {p['block_interval']:g} s on average, decided {p['confirmations']} blocks deep, "
+        f"gossip over random peers ({p['peer_degree']} outbound each).",
+        "",
+        "| scenario | what happens |",
+        "|---|---|",
+    ]
+    for name in cfg.scenarios:
+        lines.append(f"| {name} | {SCENARIOS[name].about.format(**p)} |")
+    return "\n".join(lines) + "\n"
+
 
 HEADERS = ("engine", "scenario", "committed", "decided", "during fault (per side)", "finality s", "conflicts",
            "reversed", "double-spent", "msgs/decision", "stalled")
