@@ -134,7 +134,7 @@ def _up(directory: str, spec: NetworkSpec, obs: Observer, ready_timeout: float, 
         obs.phase(f"creating wallets for {len(spec.miners)} miner(s)", len(spec.miners))
         _make_wallets(spec, records)
         obs.phase(f"starting {spec.size} node(s)", spec.size)
-        started = _start_nodes(spec, records, obs, ready_timeout, log_level)
+        _start_nodes(spec, records, obs, ready_timeout, log_level, started)
         save(state)  # from here on 'down' can find them, even if this command is killed
         clients = [client_for(r) for r in records]
         obs.phase(f"linking them ({spec.topology}: {len(spec.links)} links)", len(spec.links))
@@ -152,7 +152,8 @@ def _up(directory: str, spec: NetworkSpec, obs: Observer, ready_timeout: float, 
     except BaseException as exc:
         obs.finish()
         pids = [(r.pid, r.datadir) for _, r in started]
-        process.stop_all(pids, timeout=10.0)
+        stopped, killed = process.stop_all(pids, timeout=10.0)
+        count = len(stopped) + len(killed)
         for proc, _ in started:  # our children: collect them so none is left a zombie
             try:
                 proc.wait(5)
@@ -164,9 +165,9 @@ def _up(directory: str, spec: NetworkSpec, obs: Observer, ready_timeout: float, 
         reason = str(exc) if isinstance(exc, (TestnetError, NodeError, process.StartError)) else (
             "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
         if isinstance(exc, KeyboardInterrupt):
-            raise TestnetError(f"interrupted; stopped the {len(started)} node(s) that had started") from None
-        raise TestnetError(f"{reason}\nthe testnet did not come up; stopped the {len(started)} node(s) that had "
-                           f"started (their logs are in {directory})") from None
+            raise TestnetError(f"interrupted; stopped the {count} node(s) that were running") from None
+        raise TestnetError(f"{reason}\nthe testnet did not come up; stopped the {count} node(s) that were "
+                           f"running (the logs are in {directory})") from None
     obs.finish()
     return state
 
@@ -206,8 +207,9 @@ def _make_wallets(spec: NetworkSpec, records: list[NodeRecord]) -> None:
 
 
 def _start_nodes(spec: NetworkSpec, records: list[NodeRecord], obs: Observer, timeout: float,
-                 log_level: str) -> list[tuple[Any, NodeRecord]]:
-    started = []
+                 log_level: str, started: list[tuple[Any, NodeRecord]]) -> None:
+    """Start every node and wait for each to be ready; ``started`` collects them as
+    they are spawned, so the caller can stop them if this fails half-way."""
     pending = []
     for rec in records:
         if spec.base_port:
@@ -244,7 +246,6 @@ def _start_nodes(spec: NetworkSpec, records: list[NodeRecord], obs: Observer, ti
                                      f"({rec.log}):\n{process.log_tail(rec.log, 8, pending[0][2])}")
         if pending:
             time.sleep(0.05)
-    return started
 
 
 def _link(spec: NetworkSpec, records: list[NodeRecord], clients: list[NodeClient], obs: Observer) -> None:
