@@ -14,6 +14,8 @@ that is logged, and never a traceback in the response.
     GET  /api/tips                    like Bitcoin's getchaintips
     GET  /api/blocks?count=N          the latest N blocks, tip first
     GET  /api/arrivals                when each recent block was first stored (wall clock)
+    GET  /api/tree?depth=N            the block tree around the tip   } the explorer
+    GET  /api/events                  live updates (server-sent events) } (minichain/explorer)
     POST /api/tx          {"hex": ..} submit a signed transaction
     POST /api/control/... (token)     peers/add, peers/remove, peers/ban, partition,
                                       mining/start, mining/stop, generate, shutdown
@@ -283,7 +285,8 @@ def make_api(node: "Node") -> web.Application:
         chain = node.chain
         tip = chain.height
         utxos = []
-        confirmed = 0
+        confirmed = 0   # spendable now: mature, with at least min_conf confirmations
+        immature = 0    # coinbase outputs still waiting for coinbase_maturity
         for outpoint, coin in chain.store.iter_coins():
             if coin.pubkey_hash != pkh:
                 continue
@@ -293,7 +296,9 @@ def make_api(node: "Node") -> web.Application:
             utxos.append({"txid": hx(outpoint.txid), "vout": outpoint.index, "value": coin.value,
                           "height": coin.height, "confirmations": conf, "coinbase": coin.coinbase,
                           "mature": mature, "spent_in_mempool": hx(spent_by) if spent_by else None})
-            if conf >= min_conf:
+            if not mature:
+                immature += coin.value
+            elif conf >= min_conf:
                 confirmed += coin.value
         unconfirmed = 0
         pending = []
@@ -329,7 +334,7 @@ def make_api(node: "Node") -> web.Application:
                 history.insert(0, {"txid": hx(e.txid), "height": None, "confirmations": 0,
                                    "delta": _delta(node, e.tx, pkh)})
         return web.json_response({
-            "address": text, "confirmed": confirmed, "unconfirmed": unconfirmed, "min_conf": min_conf,
+            "address": text, "confirmed": confirmed, "immature": immature, "unconfirmed": unconfirmed, "min_conf": min_conf,
             "utxos": utxos + pending, "history": history, "height": tip,
         })
 
@@ -443,6 +448,9 @@ def make_api(node: "Node") -> web.Application:
     app.router.add_get("/api/arrivals", arrivals)
     app.router.add_post("/api/tx", submit_tx)
     app.router.add_post("/api/control/{action:.+}", control)
+    from minichain.explorer import register as register_explorer
+
+    register_explorer(app, node)  # the page at /, /api/tree, /api/events (see minichain/explorer)
     return app
 
 

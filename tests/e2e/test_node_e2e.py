@@ -64,6 +64,11 @@ def test_line3_one_miner_all_reach_the_same_tip_and_a_payment_crosses_the_line(n
     a.generate(P.coinbase_maturity + 1, MINER_ADDR)
     sync_blocks([a, b, c], height=P.coinbase_maturity + 1)
 
+    # At height 101 only the coinbases of blocks 1 and 2 have matured (maturity 100).
+    funds = a.get(f"/api/address/{MINER_ADDR}")
+    assert funds["confirmed"] == 2 * P.initial_subsidy
+    assert funds["immature"] == (P.coinbase_maturity - 1) * P.initial_subsidy
+
     tx = pay(a, MINER, BOB, 7 * 10**8)
     txid = submit(a, tx)["txid"]
     wait_until(lambda: in_mempool(c, txid), 20, lambda: "tx did not reach c:" + tips([a, b, c]))
