@@ -288,3 +288,7 @@ def test_url_for_the_node_page_and_the_network_view():
     assert url_for("::1", 8332) == "http://[::1]:8332/"
     assert url_for("127.0.0.1", 1, [("127.0.0.1", 1), ("127.0.0.1", 2)]) == \
         "http://127.0.0.1:1/network?nodes=127.0.0.1:1,127.0.0.1:2"
+    assert url_for("127.0.0.1", 1, [("127.0.0.1", 1, "node0"), ("127.0.0.1", 2, "miner-b")]) == \
+        "http://127.0.0.1:1/network?nodes=node0@127.0.0.1:1,miner-b@127.0.0.1:2"
+    with pytest.raises(ValueError, match="node name"):
+        url_for("127.0.0.1", 1, [("127.0.0.1", 1, "a b&c")])

@@ -210,6 +210,7 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
     if as_json:
         out = _status_json(state, views)
         out["seconds"] = round(took, 3)
+        out["explorer"] = _explorer_url(state)
         _echo_json(out)
         return
     _print_table(state, views)
@@ -217,6 +218,7 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
     tip = next(iter(tips)) if tips else "?"
     height = views[0].status["height"] if views and views[0].status else "?"
     click.echo(f"{len(state.nodes)} node(s) up and synced at height {height} (tip {tip[:16]}) in {took:.1f}s")
+    click.echo(f"explorer: {_explorer_url(state)}")
     if spec.network == "regtest" and spec.miners:
         click.echo("regtest: blocks are instant, so the miners mine only when asked, e.g. "
                    f"minichain mine 10 --node {state.nodes[spec.miners[0].node].api} "
@@ -227,6 +229,13 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
     miner = next((r for r in state.nodes if r.wallet), None)
     if miner is not None:
         click.echo(f"a miner's wallet: minichain wallet balance --wallet {miner.wallet} --node {miner.api}")
+
+
+def _explorer_url(state) -> str:
+    """The explorer's network view, served by the first node: every node's tip on one tree."""
+    from minichain.explorer import url_for
+
+    return url_for("127.0.0.1", state.nodes[0].api_port, [("127.0.0.1", r.api_port, r.name) for r in state.nodes])
 
 
 # -- status -----------------------------------------------------------------------------------

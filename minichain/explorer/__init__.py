@@ -12,7 +12,7 @@ to the API application:
     GET /api/tree?depth=N              the block tree around the tip (see tree.py)
     GET /api/events                    live updates, server-sent events (see events.py)
 
-The network view (``/network?nodes=HOST:PORT,...``) draws every listed node's tip on
+The network view (``/network?nodes=[NAME@]HOST:PORT,...``) draws every listed node's tip on
 one merged tree. The browser reads each node's API itself; for that, read-only API
 responses (GET) carry CORS headers for origins on loopback or on the API's own host --
 another node's explorer on this machine may read them, an arbitrary web site may not.
@@ -52,6 +52,7 @@ PAGE = "index.html"
 # which shows a friendly not-found view).
 PAGE_PATHS = re.compile(r"^/(|mempool|peers|forks|network|(block|tx|address)/[^/]+)$")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the same rule as the page's (app.js NODE_SPEC)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -63,11 +64,12 @@ SECURITY_HEADERS = {
 }
 
 
-def url_for(api_host: str, api_port: int, nodes: Iterable[tuple[str, int]] | None = None) -> str:
+def url_for(api_host: str, api_port: int, nodes: Iterable[tuple] | None = None) -> str:
     """The explorer's address for a node whose API listens on ``api_host:api_port``.
 
-    With ``nodes`` (API addresses), the network view of all of them: what
-    ``minichain testnet up`` prints.
+    With ``nodes`` -- API addresses as ``(host, port)`` or ``(host, port, name)`` -- the
+    network view of all of them, e.g. ``/network?nodes=node0@127.0.0.1:18445,...``: what
+    ``minichain testnet up`` prints. Names are letters, digits, '-' and '_'.
     """
     def hostport(host: str, port: int) -> str:
         if host in ("", "0.0.0.0"):
@@ -79,7 +81,14 @@ def url_for(api_host: str, api_port: int, nodes: Iterable[tuple[str, int]] | Non
     base = f"http://{hostport(api_host, api_port)}/"
     if nodes is None:
         return base
-    return base + "network?nodes=" + ",".join(hostport(h, p) for h, p in nodes)
+    items = []
+    for node in nodes:
+        host, port, *rest = node
+        name = rest[0] if rest else None
+        if name is not None and not NODE_NAME.match(name):
+            raise ValueError(f"node name {name!r}: use up to 32 letters, digits, '-' and '_'")
+        items.append((f"{name}@" if name else "") + hostport(host, port))
+    return base + "network?nodes=" + ",".join(items)
 
 
 def _static(name: str) -> bytes:

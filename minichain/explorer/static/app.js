@@ -540,12 +540,14 @@
 
   // -- the network view: every node's tip on one tree -----------------------------------------
 
-  const NODE_SPEC = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+  // [NAME@]HOST:PORT -- the names that 'minichain testnet up' gives its nodes.
+  const NODE_SPEC = /^(?:([A-Za-z0-9_-]{1,32})@)?((?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5})$/;
 
   function parseNodes(text) {
     const out = [];
     for (const part of (text || "").split(",").map((s) => s.trim()).filter(Boolean)) {
-      if (NODE_SPEC.test(part) && out.length < 32) out.push(part);
+      const m = NODE_SPEC.exec(part);
+      if (m && out.length < 32) out.push({ name: m[1] || `node${out.length}`, addr: m[2] });
     }
     return out;
   }
@@ -564,8 +566,8 @@
       return;
     }
     const self = location.host;
-    const entries = nodes.map((addr, i) => ({
-      addr, label: `node${i}`, color: NODE_COLORS[i % NODE_COLORS.length],
+    const entries = nodes.map(({ name, addr }, i) => ({
+      addr, label: name, color: NODE_COLORS[i % NODE_COLORS.length],
       base: addr === self ? "" : `${location.protocol}//${addr}`, status: null, tree: null, error: null, source: null,
     }));
     const cards = h("div", { class: "nodecards" });
