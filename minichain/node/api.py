@@ -287,8 +287,9 @@ def make_api(node: "Node") -> web.Application:
         utxos = []
         confirmed = 0   # spendable now: mature, with at least min_conf confirmations
         immature = 0    # coinbase outputs still waiting for coinbase_maturity
-        for outpoint, coin in chain.store.iter_coins():
-            if coin.pubkey_hash != pkh:
+        for outpoint in node.index.coins_of(pkh):
+            coin = chain.get_coin(outpoint)
+            if coin is None:
                 continue
             conf = tip - coin.height + 1
             mature = not coin.coinbase or tip + 1 - coin.height >= node.params.coinbase_maturity
