@@ -67,6 +67,14 @@
     return `${sign}${whole}.${frac}`;
   }
 
+  function rate(hashesPerSecond) {
+    const r = Number(hashesPerSecond) || 0;
+    for (const [unit, scale] of [["GH/s", 1e9], ["MH/s", 1e6], ["kH/s", 1e3]]) {
+      if (r >= scale) return `${(r / scale).toFixed(1)} ${unit}`;
+    }
+    return `${Math.round(r)} H/s`;
+  }
+
   function shortHash(hash, head = 10, tail = 6) {
     const text = String(hash);
     return text.length > head + tail + 1 ? `${text.slice(0, head)}…${text.slice(-tail)}` : text;
@@ -229,7 +237,9 @@
     const DX = 66, DY = 50, W = 46, H = 24, PADX = 28, TOP = 26;
     const x = (b) => PADX + (b.height - minH) * DX;
     const y = (b) => TOP + b.lane * DY;
-    const width = PADX * 2 + (maxH - minH) * DX + W + 60;
+    const tipWidth = (tip) => 10 + tip.label.length * 6.4;
+    const right = Math.max(...blocks.map((b) => x(b) + Math.max(W, (b.tips || []).reduce((s, t) => s + tipWidth(t) + 3, 0))));
+    const width = right + PADX;
     const height = TOP + lanes * DY + 8;
     const root = svg("svg", {
       class: "tree", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -265,7 +275,7 @@
       if (b.tips && b.tips.length) {
         let tx = x(b);
         for (const tip of b.tips) {
-          const tw = 10 + tip.label.length * 6.4;
+          const tw = tipWidth(tip);
           nodes.append(svg("g", { class: "tipmark", data: { node: tip.label, hash: b.hash, lane: b.lane } },
             svg("rect", { x: tx, y: y(b) + H + 3, width: tw, height: 15, rx: 7, fill: tip.color }),
             svg("text", { x: tx + tw / 2, y: y(b) + H + 14, "text-anchor": "middle" }, tip.label)));
@@ -480,12 +490,12 @@
     put(box, 
       h("h1", null, "Mempool"),
       h("p", null, `${pool.size} transaction${pool.size === 1 ? "" : "s"}, ${pool.bytes} bytes, best fee rate first.`),
-      pool.transactions.length ? section("Waiting to be mined", table(["Transaction", "Fee", "Size", "Fee rate", "Waits for"],
+      pool.transactions.length ? section("Waiting to be mined", table(["Transaction", "Fee", "Size", "Units per byte", "Waits for"],
         pool.transactions.map((t) => h("tr", null,
           h("td", null, txLink(t.txid, t.txid)),
           h("td", { class: "num amount" }, coins(t.fee)),
           h("td", { class: "num" }, `${t.size} B`),
-          h("td", { class: "num" }, `${Number(t.fee_rate).toFixed(1)} /B`),
+          h("td", { class: "num" }, Number(t.fee_rate).toFixed(1)),
           h("td", null, t.depends.length ? t.depends.map((d, i) => [i ? ", " : "", txLink(d)]) : "—"))),
         { class: "mempool" })) : empty("The mempool is empty."));
     view.live = ["tip", "tx"];
@@ -599,7 +609,7 @@
           ["Height", String(e.status.height)],
           ["Tip", h("span", { class: "mono" }, shortHash(e.status.tip, 8, 6))],
           ["Peers", String(e.status.peers)],
-          ["Mining", e.status.mining ? `yes, ${Math.round(e.status.hashrate)} H/s` : "no"],
+          ["Mining", e.status.mining ? `yes, ${rate(e.status.hashrate)}` : "no"],
           ["Mempool", String(e.status.mempool.size)],
         ]))));
       // Colour the dots without inline style attributes (the page's CSP forbids them).
@@ -789,7 +799,7 @@
         h("span", null, "tip ", blockLink(s.tip, shortHash(s.tip, 8, 6))),
         h("span", null, "peers ", h("strong", null, String(s.peers))),
         h("span", null, "mempool ", h("strong", null, String(s.mempool.size))),
-        h("span", null, s.mining ? `mining ${Math.round(s.hashrate)} H/s` : "not mining"),
+        h("span", null, s.mining ? `mining ${rate(s.hashrate)}` : "not mining"),
         s.orphans ? h("span", null, `${s.orphans} orphans`) : null,
         h("span", { class: "muted" }, s.version)]);
     } catch (err) {
