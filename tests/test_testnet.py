@@ -393,3 +393,29 @@ def test_the_demo_refuses_a_tie_on_the_command_line(tmp_path):
     assert result.exit_code == 1 and "tie" in result.output
     result = run("demo", "double-spend", "--amount", "-3")
     assert result.exit_code == 2
+
+
+def test_logs_follow_prints_new_lines_until_interrupted(tmp_path):
+    import signal as sig
+
+    state = _state(tmp_path)
+    save(state)
+    os.makedirs(state.nodes[2].datadir)
+    log = state.nodes[2].log
+    with open(log, "w") as f:
+        f.write("old 1\nold 2\n")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "minichain", "testnet", "logs", "node2", "-n", "1", "--follow",
+                             "--dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        assert proc.stdout.readline() == "old 2\n"
+        with open(log, "a") as f:
+            f.write("new 3\n")
+        assert proc.stdout.readline() == "new 3\n"
+        proc.send_signal(sig.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err

@@ -15,9 +15,11 @@ node processes keep running after ``up`` returns; ``down`` stops them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import sys
 import time
 
@@ -120,6 +122,26 @@ class RichObserver:
             self.started = False
 
 
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM and SIGHUP act like Ctrl-C while the block runs, so that ``up`` killed
+    half-way still stops the nodes it started (instead of leaving them unrecorded)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    saved = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            saved[sig] = signal.signal(sig, interrupt)
+        except ValueError:  # not the main thread (a test runner): leave signals alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=1, sort_keys=True))
 
@@ -203,8 +225,14 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
         seed_text = f" (seed {spec.seed})" if spec.topology == "random" else ""
         obs.note(f"testnet up: {spec.size} {spec.network} node(s), {spec.topology} topology{seed_text}, "
                  f"miners: {miners_text}; in {where}")
+        hashing = sum(p.threads for p in spec.miners) if spec.network == "testnet" else 0
+        cores = os.cpu_count() or 1
+        if hashing > cores:
+            obs.note(f"note: {hashing} mining threads on {cores} cores: the cores are shared out, and the "
+                     "hash-power shares hold only roughly")
     began = time.monotonic()
-    state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
+    with _signals_interrupt():
+        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
     took = time.monotonic() - began
     views = tn.survey(state)
     if as_json:

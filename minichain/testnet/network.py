@@ -134,8 +134,10 @@ def _up(directory: str, spec: NetworkSpec, obs: Observer, ready_timeout: float, 
         obs.phase(f"creating wallets for {len(spec.miners)} miner(s)", len(spec.miners))
         _make_wallets(spec, records)
         obs.phase(f"starting {spec.size} node(s)", spec.size)
-        _start_nodes(spec, records, obs, ready_timeout, log_level, started)
-        save(state)  # from here on 'down' can find them, even if this command is killed
+        # Saved as soon as the processes exist (pids, no ports yet), and again once they
+        # are ready: from here on 'down' can find them, even if this command is killed.
+        _start_nodes(spec, records, obs, ready_timeout, log_level, started, on_spawned=lambda: save(state))
+        save(state)
         clients = [client_for(r) for r in records]
         obs.phase(f"linking them ({spec.topology}: {len(spec.links)} links)", len(spec.links))
         _link(spec, records, clients, obs)
@@ -207,7 +209,8 @@ def _make_wallets(spec: NetworkSpec, records: list[NodeRecord]) -> None:
 
 
 def _start_nodes(spec: NetworkSpec, records: list[NodeRecord], obs: Observer, timeout: float,
-                 log_level: str, started: list[tuple[Any, NodeRecord]]) -> None:
+                 log_level: str, started: list[tuple[Any, NodeRecord]],
+                 on_spawned: Callable[[], None] = lambda: None) -> None:
     """Start every node and wait for each to be ready; ``started`` collects them as
     they are spawned, so the caller can stop them if this fails half-way."""
     pending = []
@@ -222,6 +225,7 @@ def _start_nodes(spec: NetworkSpec, records: list[NodeRecord], obs: Observer, ti
         rec.pid = proc.pid
         started.append((proc, rec))
         pending.append((proc, rec, offset))
+    on_spawned()
     deadline = time.monotonic() + timeout
     done = 0
     while pending:

@@ -317,3 +317,39 @@ def test_a_node_that_cannot_open_its_data_directory_tears_the_network_down(work)
     assert str(net / "node2" / "node.log") in out.stderr
     assert "stopped the 3 node(s) that were running" in out.stderr
     assert processes_under(str(work)) == []
+
+
+def test_up_killed_by_sigterm_half_way_stops_the_nodes_it_started(work):
+    net = work / "net"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    up = subprocess.Popen([sys.executable, "-m", "minichain", "testnet", "up", "--nodes", "4", "--network", "regtest",
+                           "--dir", str(net)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The state file appears as soon as the node processes exist, before they are ready.
+        wait_for(lambda: (net / "testnet.json").exists() or up.poll() is not None, 30, "the nodes to be spawned")
+        up.send_signal(signal.SIGTERM)
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 1 and "Traceback" not in err
+    assert "interrupted; stopped the" in err
+    assert processes_under(str(work)) == []
+    assert not load(str(net)).running
+
+
+def test_two_miners_with_shares_30_70_hash_in_that_ratio(work):
+    cli, net = Cli(work), work / "net"
+    cli("up", "--nodes", 2, "--hashrate-share", "30,70", "--dir", net, "--timeout", 60)
+    state, c = clients_of(net)
+    assert [r.duty for r in state.nodes] == [pytest.approx(3 / 7, abs=1e-3), 1.0]
+    time.sleep(3)  # the node's hash rate is a 5-second moving window
+    ratios = []
+    for _ in range(4):
+        a, b = (x.status()["hashrate"] for x in c)
+        ratios.append(a / b)
+        time.sleep(0.5)
+    ratio = sorted(ratios)[len(ratios) // 2]
+    print(f"\nhash rate ratio 30:70 -> {ratio:.2f} (samples {[round(r, 2) for r in ratios]}, ideal {3 / 7:.2f})")
+    assert 0.25 < ratio < 0.65
+    cli("down", "--dir", net)
