@@ -214,10 +214,14 @@ def test_figure_2_a_restarted_server_keeps_term_vote_and_log_and_forgets_volatil
 
 
 def run(n, seed=1, *, until=12.0, payments=20, interval=0.25, start=1.0, latency=0.05,
-        behaviours=None, setup=None, check=None, targets=None, **netargs):
+        behaviours=None, coalition=False, setup=None, check=None, targets=None, **netargs):
     behaviours = behaviours or {}
     net = Network(latency, **netargs)
-    sim = Simulation(n, lambda ctx: raft.build(ctx, behaviours.get(ctx.node_id)), seed=seed, network=net)
+    # coalition=True: the Byzantine replicas know each other (engines/coalition.py), as the
+    # harness tells them; otherwise each is built alone.
+    told = {"coalition": frozenset(behaviours)} if coalition else {}
+    sim = Simulation(n, lambda ctx: raft.build(ctx, behaviours.get(ctx.node_id), **told),
+                     seed=seed, network=net)
     if payments:
         schedule_payments(sim, payments, interval, start=start, targets=targets)
     if setup:
@@ -404,6 +408,29 @@ def test_byzantine_an_equivocating_fake_leader_makes_honest_halves_commit_a_doub
     assert any("mallory" in v for v in values)
 
 
+def honest_sides_of(conflict):
+    """The honest replicas holding each value of a conflicting slot, sorted."""
+    return sorted(sorted(nodes) for _, nodes in conflict["values"])
+
+
+@pytest.mark.parametrize("liars", [(0, 1), (0, 2), (1, 3), (2, 3)])
+def test_byzantine_n4_two_colluding_equivocators_split_the_two_honest_replicas_into_a_double_spend(liars):
+    # f + 1 = 2 liars of 4: each leaves its accomplice out of the split, so the two honest
+    # replicas get different payments of one coin, wherever the liars sit.
+    honest = [i for i in range(4) if i not in liars]
+    sim = run(4, behaviours={i: "equivocate" for i in liars}, coalition=True, until=6.0)
+    r = sim.result()
+    assert r.conflicts
+    assert honest_sides_of(r.conflicts[0]) == [[honest[0]], [honest[1]]]
+
+
+def test_byzantine_n4_equivocators_0_and_1_told_nothing_still_split_honest_2_and_3():
+    # Without the coalition, an equivocator deals everyone else alternately: with its
+    # accomplice at a neighbouring id, honest 2 and 3 still land on different sides.
+    sim = run(4, behaviours={0: "equivocate", 1: "equivocate"}, until=6.0)
+    assert honest_sides_of(sim.result().conflicts[0]) == [[2], [3]]
+
+
 def test_the_registry_names_raft_as_a_crash_fault_tolerant_engine():
     spec = load_registry()["raft"]
     assert (spec.family, spec.fault_model, spec.max_faults(5)) == ("CFT", "crash", 2)
@@ -552,3 +579,11 @@ def test_harness_raft_gst_nothing_before_gst_everything_after():
 def test_harness_raft_byzantine_equivocating_replicas_break_safety():
     r = replicated.run("raft", "byzantine", n=5, seed=1, behaviour="equivocate")
     assert r.conflicts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_harness_raft_n4_f_plus_1_equivocators_0_and_1_make_honest_2_and_3_conflict(seed):
+    # The comparison's double-spend-f+1 at n = 4: the harness tells the liars each other's ids.
+    r = replicated.run("raft", "byzantine", n=4, seed=seed, faulty=2, behaviour="equivocate")
+    assert r.conflicts and r.extra["double_spent_coins"] >= 1
+    assert sorted(sorted(nodes) for _, nodes in r.conflicts[0]["values"]) == [[2], [3]]

@@ -32,6 +32,9 @@ class EngineSpec:
     build: Callable[[NodeContext, "str | None"], Engine]
     behaviours: tuple[str, ...] = field(default_factory=tuple)
     paper: str = ""
+    # True if build(ctx, behaviour, coalition=ids) accepts the ids of every Byzantine
+    # replica of the run, so that colluding replicas know each other (engines/coalition.py).
+    coalition: bool = False
 
 
 REGISTRY: dict[str, EngineSpec] = {}

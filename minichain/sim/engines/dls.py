@@ -84,7 +84,8 @@ Byzantine behaviours, in both versions:
 
 * ``"lie"``: reports every value it knows as acceptable whatever it locked, acknowledges
   every lock, never releases, and claims conflicting decisions -- one value to one half of
-  the cluster, a payment of the same coin to another payee to the other half. The
+  the honest replicas, a payment of the same coin to another payee to the other half
+  (its accomplices, ``coalition``, are left out of the halves: ``engines/coalition.py``). The
   omission version trusts a claim and commits both: a double spend. The Byzantine
   version needs ``t + 1`` claims and is unmoved.
 * ``"equivocate"``: as ``"lie"``, and as a phase owner it sends conflicting locks to the
@@ -101,6 +102,7 @@ from typing import Any, Hashable
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, Decide, Engine, NodeContext, Send, SetTimer
 from minichain.sim.engines import EngineSpec, register
+from minichain.sim.engines.coalition import NO_COALITION, split_honest
 from minichain.sim.workload import ClientRequest, Payment
 
 ROUNDS_PER_PHASE = 4      # three trying rounds + one lock-release round (3.2.1)
@@ -559,14 +561,15 @@ class LyingDLS(DLS):
 
     honest = False
 
-    def __init__(self, ctx: NodeContext, *, equivocate: bool = False, **options: Any) -> None:
+    def __init__(self, ctx: NodeContext, *, equivocate: bool = False,
+                 coalition: frozenset[int] = NO_COALITION, **options: Any) -> None:
         super().__init__(ctx, **options)
         self.equivocate = equivocate
+        self.coalition = coalition             # the Byzantine ids, left out of the halves
         self.claimed: set[int] = set()
 
     def _halves(self) -> tuple[list[int], list[int]]:
-        others = self.ctx.others
-        return others[: len(others) // 2], others[len(others) // 2 :]
+        return split_honest(self.ctx.others, self.coalition)
 
     def acceptable_values(self) -> frozenset:
         # Everything it ever heard of is "acceptable": it ignores its locks.
@@ -616,13 +619,15 @@ class LyingDLS(DLS):
 
 
 def _builder(byzantine: bool):
-    def build(ctx: NodeContext, behaviour: str | None = None, **options: Any) -> Engine:
+    def build(ctx: NodeContext, behaviour: str | None = None, *, coalition: frozenset[int] = NO_COALITION,
+              **options: Any) -> Engine:
         if behaviour is None:
             return DLS(ctx, byzantine=byzantine, **options)
         if behaviour == "silent":
             return Engine(ctx)
         if behaviour in ("lie", "equivocate"):
-            return LyingDLS(ctx, byzantine=byzantine, equivocate=behaviour == "equivocate", **options)
+            return LyingDLS(ctx, byzantine=byzantine, equivocate=behaviour == "equivocate",
+                            coalition=coalition, **options)
         raise ValueError(f"dls has no behaviour {behaviour!r}")
     return build
 
@@ -633,9 +638,9 @@ build_byzantine = _builder(True)
 PAPER = "Dwork, Lynch & Stockmeyer, Consensus in the Presence of Partial Synchrony, JACM 35(2), 1988"
 SPEC = register(EngineSpec(
     "dls", "partial synchrony", "crash", quorum.max_crash_faults, build,
-    ("silent", "lie", "equivocate"), PAPER + ", Algorithm 1 (3.2.1)",
+    ("silent", "lie", "equivocate"), PAPER + ", Algorithm 1 (3.2.1)", coalition=True,
 ))
 SPEC_BYZ = register(EngineSpec(
     "dls-byz", "partial synchrony", "byzantine", quorum.max_byzantine_faults, build_byzantine,
-    ("silent", "lie", "equivocate"), PAPER + ", Algorithm 2 (3.2.2)",
+    ("silent", "lie", "equivocate"), PAPER + ", Algorithm 2 (3.2.2)", coalition=True,
 ))

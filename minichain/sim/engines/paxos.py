@@ -44,8 +44,10 @@ Byzantine behaviours:
   that cannot hear each other it lets each side's proposer get a "majority" and choose
   its own value for the same slot.
 * ``"equivocate"``: acts as a proposer with a ballot above every one it has seen, sends
-  one half of the cluster a payment and the other half a payment of the same coin to
-  another payee for one slot, and tells each half its value was chosen.
+  one half of the honest replicas a payment and the other half a payment of the same coin
+  to another payee for one slot, and tells each half its value was chosen. Its
+  accomplices (``coalition``) are left out of the split, and the rest are dealt
+  alternately to the two sides (``engines/coalition.py``).
 * ``"silent"``: crashed from the start.
 """
 
@@ -58,6 +60,7 @@ from typing import Any, Hashable
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
 from minichain.sim.engines import EngineSpec, register
+from minichain.sim.engines.coalition import NO_COALITION, split_honest
 from minichain.sim.workload import ClientRequest, Payment
 
 Ballot = tuple[int, int]          # (round, proposer id)
@@ -438,11 +441,15 @@ class LyingPaxos(Engine):
 
 class EquivocatingPaxos(LyingPaxos):
     """``"equivocate"``: a proposer that sends two conflicting values for one slot to the two
-    halves of the cluster and tells each half that its value was chosen."""
+    halves of the honest replicas and tells each half that its value was chosen.
+    ``coalition``: the ids of the Byzantine replicas (its own included), left out of the
+    split."""
 
-    def __init__(self, ctx: NodeContext, *, attack_after: float = 1.0) -> None:
+    def __init__(self, ctx: NodeContext, *, attack_after: float = 1.0,
+                 coalition: frozenset[int] = NO_COALITION) -> None:
         super().__init__(ctx)
         self.attack_after = attack_after
+        self.coalition = coalition
         self.max_round = 0
         self.max_slot = -1
         self.pending: list[Payment] = []
@@ -475,19 +482,20 @@ class EquivocatingPaxos(LyingPaxos):
         twin = Payment(victim.client, victim.seq, victim.coin, victim.payee + "-mallory")
         ballot = (self.max_round + 100, self.id)
         slot = self.max_slot + 1
-        honest = self.ctx.others
-        half = len(honest) // 2
         actions: list[Action] = []
-        for i, peer in enumerate(honest):
-            value = victim if i < half else twin
-            actions += [Send(peer, Accept(ballot, slot, value)), Send(peer, Chosen(slot, value))]
+        for value, side in zip((victim, twin), split_honest(self.ctx.others, self.coalition)):
+            for peer in side:
+                actions += [Send(peer, Accept(ballot, slot, value)), Send(peer, Chosen(slot, value))]
         return actions
 
 
 # -- registration ---------------------------------------------------------------------------
 
 
-def build(ctx: NodeContext, behaviour: str | None = None, **options: Any) -> Engine:
+def build(ctx: NodeContext, behaviour: str | None = None, *, coalition: frozenset[int] = NO_COALITION,
+          **options: Any) -> Engine:
+    """An honest replica (``behaviour=None``, ``options`` go to :class:`Paxos`) or a Byzantine
+    one; ``coalition`` is the ids of the run's Byzantine replicas (``engines/coalition.py``)."""
     if behaviour is None:
         return Paxos(ctx, **options)
     if behaviour == "silent":
@@ -495,11 +503,12 @@ def build(ctx: NodeContext, behaviour: str | None = None, **options: Any) -> Eng
     if behaviour == "lie":
         return LyingPaxos(ctx)
     if behaviour == "equivocate":
-        return EquivocatingPaxos(ctx)
+        return EquivocatingPaxos(ctx, coalition=coalition)
     raise ValueError(f"paxos has no behaviour {behaviour!r}")
 
 
 SPEC = register(EngineSpec(
     "paxos", "CFT", "crash", quorum.max_crash_faults, build, ("silent", "lie", "equivocate"),
     "Lamport, Paxos Made Simple, ACM SIGACT News 32(4), 2001",
+    coalition=True,
 ))

@@ -55,7 +55,10 @@ not Byzantine fault tolerance:
   halves that cannot hear each other lets each elect its own leader and commit its own
   entries: two honest replicas commit different values at one index.
 * ``"equivocate"``: forges leadership (a term it never won), sends conflicting entries
-  with a commit index to two halves of the cluster, which commit them.
+  with a commit index to two halves of the honest replicas, which commit them. It leaves
+  its accomplices (``coalition``, the Byzantine ids the harness passes) out of the split
+  and deals the rest alternately to the two sides (``engines/coalition.py``), so that
+  with two equivocators among four replicas both honest ones are still split.
 * ``"silent"``: crashed from the start.
 """
 
@@ -68,6 +71,7 @@ from typing import Any, Hashable
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
 from minichain.sim.engines import EngineSpec, register
+from minichain.sim.engines.coalition import NO_COALITION, split_honest
 from minichain.sim.workload import ClientRequest, Payment
 
 # -- values and messages -----------------------------------------------------------------
@@ -432,13 +436,17 @@ class LyingRaft(Engine):
 
 class EquivocatingRaft(LyingRaft):
     """``"equivocate"``: lies like ``"lie"``, and once it has seen a leader's log it claims
-    leadership of a later term it never won, sending one half of the cluster a payment and
-    the other half a payment of the same coin to another payee, each with a commit index
-    that covers it -- a double spend committed by honest replicas."""
+    leadership of a later term it never won, sending one half of the honest replicas a
+    payment and the other half a payment of the same coin to another payee, each with a
+    commit index that covers it -- a double spend committed by honest replicas.
+    ``coalition``: the ids of the Byzantine replicas (its own included), left out of the
+    split."""
 
-    def __init__(self, ctx: NodeContext, *, attack_after: float = 1.0) -> None:
+    def __init__(self, ctx: NodeContext, *, attack_after: float = 1.0,
+                 coalition: frozenset[int] = NO_COALITION) -> None:
         super().__init__(ctx)
         self.attack_after = attack_after
+        self.coalition = coalition
         self.seen_log: list[Entry] = []
         self.seen_term = 0
         self.pending: list[Payment] = []
@@ -472,20 +480,20 @@ class EquivocatingRaft(LyingRaft):
         term = self.seen_term + 1
         prev = len(self.seen_log)
         prev_term = self.seen_log[-1].term if self.seen_log else 0
-        honest = self.ctx.others
-        half = len(honest) // 2
         actions: list[Action] = []
-        for i, peer in enumerate(honest):
-            value = victim if i < half else twin
+        for value, side in zip((victim, twin), split_honest(self.ctx.others, self.coalition)):
             msg = AppendEntries(term, prev, prev_term, (Entry(term, value),), prev + 1)
-            actions.append(Send(peer, msg))
+            actions += [Send(peer, msg) for peer in side]
         return actions
 
 
 # -- registration ---------------------------------------------------------------------------
 
 
-def build(ctx: NodeContext, behaviour: str | None = None, **options: Any) -> Engine:
+def build(ctx: NodeContext, behaviour: str | None = None, *, coalition: frozenset[int] = NO_COALITION,
+          **options: Any) -> Engine:
+    """An honest replica (``behaviour=None``, ``options`` go to :class:`Raft`) or a Byzantine
+    one; ``coalition`` is the ids of the run's Byzantine replicas (``engines/coalition.py``)."""
     if behaviour is None:
         return Raft(ctx, **options)
     if behaviour == "silent":
@@ -493,11 +501,12 @@ def build(ctx: NodeContext, behaviour: str | None = None, **options: Any) -> Eng
     if behaviour == "lie":
         return LyingRaft(ctx)
     if behaviour == "equivocate":
-        return EquivocatingRaft(ctx)
+        return EquivocatingRaft(ctx, coalition=coalition)
     raise ValueError(f"raft has no behaviour {behaviour!r}")
 
 
 SPEC = register(EngineSpec(
     "raft", "CFT", "crash", quorum.max_crash_faults, build, ("silent", "lie", "equivocate"),
     "Ongaro & Ousterhout, In Search of an Understandable Consensus Algorithm, USENIX ATC 2014",
+    coalition=True,
 ))

@@ -18,7 +18,8 @@ proof-of-work chain of ``engines/nakamoto.py`` adapted to the same workload
 
 ``faulty`` defaults to the f the engine tolerates for ``n`` (``spec.max_faults(n)``);
 pass ``faulty=f + 1`` to go one past it. The faulty replicas are the lowest ids, so the
-first leader/primary/proposer is among them.
+first leader/primary/proposer is among them. Byzantine replicas of an engine whose spec
+sets ``coalition`` are told each other's ids (``engines/coalition.py``).
 
 The result is the simulator's :class:`SimResult` (seed, conflicts = honest replicas
 committing different values at one slot, reversals, messages per decision) with the
@@ -41,6 +42,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 
 from minichain.sim import quorum
+from minichain.sim.engine import Engine, NodeContext
 from minichain.sim.engines import EngineSpec, load_registry
 from minichain.sim.network import Exponential, Network
 from minichain.sim.simulator import Simulation, SimResult
@@ -155,7 +157,15 @@ def run(
     new_run = getattr(spec, "new_run", None)
     hooks = new_run(n=n, seed=seed, byzantine=byzantine, groups=groups) if new_run else RunHooks(spec)
     net = Network(Exponential(latency) if scenario != "normal" else latency)
-    sim = Simulation(n, lambda ctx: hooks.build(ctx, byzantine.get(ctx.node_id)), seed=seed, network=net)
+    # Byzantine replicas collude; an engine that can use it is told who its accomplices
+    # are (engines/coalition.py).
+    knows = {"coalition": frozenset(byzantine)} if getattr(spec, "coalition", False) else {}
+
+    def build(ctx: NodeContext) -> Engine:
+        behaves = byzantine.get(ctx.node_id)
+        return hooks.build(ctx, None) if behaves is None else hooks.build(ctx, behaves, **knows)
+
+    sim = Simulation(n, build, seed=seed, network=net)
 
     window: tuple[float, float] | None = None
     if scenario == "crash":
