@@ -32,7 +32,6 @@ retarget window, and the summary reports the work each branch really had.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -135,18 +134,20 @@ def double_spend(*, network: str = "testnet", directory: str | None = None, conf
         if os.path.exists(directory) and os.listdir(directory):
             raise DemoError(f"{directory} is not empty: the demo needs a new or empty directory")
     began = time.monotonic()
-    started = False
+    started = ok = False
     try:
         state = tn.up(directory, _node_spec(network, extra_args or []), observer)
         started = True
-        return _play(state, network, confirmations, attacker_blocks, amount, say, began)
-    except tn.TestnetError as exc:
-        raise DemoError(str(exc)) from None
+        result = _play(state, network, confirmations, attacker_blocks, amount, say, began)
+        ok = True
+        return result
+    except (tn.TestnetError, tn.NodeError, DemoError) as exc:
+        kept = "" if keep else f" (the nodes' logs are kept in {directory})"
+        raise DemoError(f"{exc}{kept}") from None
     finally:
+        # A temporary directory goes when the demo worked; after a failure its logs stay.
         if started and not keep:
-            tn.down(directory, purge=temporary)
-        elif temporary and not keep:
-            shutil.rmtree(directory, ignore_errors=True)
+            tn.down(directory, purge=temporary and ok)
 
 
 def _play(state, network: str, z: int, attacker_blocks: int, amount: int, say: Narrator,

@@ -21,7 +21,6 @@ An option given on the command line wins over the file.
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from typing import Any
