@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import threading
-import time
 
 import aiohttp
 import pytest
