@@ -39,6 +39,28 @@ class Status(enum.IntEnum):
         return self >= Status.INVALID
 
 
+# ``status in _FAILED`` is ``status.failed`` without a property call: the tree's hot paths
+# run once per block per node, a million times in a large simulation.
+_FAILED = frozenset(s for s in Status if s.failed)
+
+# block_work(bits) by bits: a chain has few distinct targets (one per retarget period), and
+# decoding the compact form again for every header is most of the cost of adding one.
+_WORK: dict[int, int] = {}
+
+
+def _block_work(bits: int) -> int:
+    work = _WORK.get(bits)
+    if work is None:
+        if len(_WORK) >= 4096:
+            _WORK.clear()
+        work = _WORK[bits] = block_work(bits)
+    return work
+
+
+def _candidate_key(e: "IndexEntry") -> tuple[int, int]:
+    return (e.chainwork, -e.sequence)
+
+
 @dataclass(eq=False, slots=True)
 class IndexEntry:
     """One node of the block tree (Bitcoin: CBlockIndex)."""
@@ -136,7 +158,11 @@ class BlockTree:
 
     def best_candidate(self) -> IndexEntry:
         """The complete, not-invalid block with the most work; ties go to the first seen."""
-        return max(self._candidates, key=lambda e: (e.chainwork, -e.sequence))
+        candidates = self._candidates
+        if len(candidates) == 1:                # no fork in sight: the usual case
+            for only in candidates:
+                return only
+        return max(candidates, key=_candidate_key)
 
     @property
     def best_header(self) -> IndexEntry:
@@ -254,14 +280,15 @@ class BlockTree:
         parent = self.entries.get(header.prev_hash)
         if parent is None:
             raise UnknownParent(header.prev_hash)
+        failed = parent.status in _FAILED
         entry = IndexEntry(
-            header, header.hash, parent.height + 1, parent.chainwork + block_work(header.bits), parent,
-            status=Status.INVALID_CHILD if parent.status.failed else Status.HEADER,
+            header, header.hash, parent.height + 1, parent.chainwork + _block_work(header.bits), parent,
+            Status.INVALID_CHILD if failed else Status.HEADER,
         )
         entry.skip = parent.get_ancestor(_skip_height(entry.height)) if entry.height >= 2 else parent
         parent.children.append(entry)
         self.entries[entry.hash] = entry
-        if not entry.status.failed and entry.chainwork > self._best_header.chainwork:
+        if not failed and entry.chainwork > self._best_header.chainwork:
             self._best_header = entry
         return entry
 
@@ -277,15 +304,18 @@ class BlockTree:
 
     def _mark_complete(self, entry: IndexEntry) -> None:
         # Completeness flows down to every descendant whose data is already here.
+        candidates = self._candidates
         stack = [entry]
         while stack:
             e = stack.pop()
             e.complete = True
-            if not e.status.failed:
-                self._candidates.add(e)
+            if e.status not in _FAILED:
+                candidates.add(e)
                 if e.parent is not None:
-                    self._candidates.discard(e.parent)
-            stack.extend(c for c in e.children if c.have_data)
+                    candidates.discard(e.parent)
+            for c in e.children:
+                if c.have_data:
+                    stack.append(c)
 
     def mark_invalid(self, entry: IndexEntry) -> list[IndexEntry]:
         """Mark ``entry`` invalid and its descendants INVALID_CHILD; returns all marked."""
@@ -308,9 +338,9 @@ class BlockTree:
 
     def connect_tip(self, entry: IndexEntry) -> None:
         """Make ``entry`` (a child of the active tip) the new active tip; it is now VALID."""
-        if self.active and entry.parent is not self.tip:
+        if self.active and entry.parent is not self.active[-1]:
             raise ValueError("can only connect a child of the active tip")
-        if entry.status.failed:
+        if entry.status in _FAILED:
             raise ValueError("cannot connect an invalid block")
         entry.status = Status.VALID
         self.active.append(entry)
