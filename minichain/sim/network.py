@@ -44,15 +44,46 @@ if TYPE_CHECKING:
 
 class Latency(Protocol):
     def sample(self, rng: random.Random) -> float: ...
-    @property
-    def sent_by_type(self) -> dict[str, int]:
-        return _by_name(self._sent_by_cls)
-
-    @property
-    def delivered_by_type(self) -> dict[str, int]:
-        return _by_name(self._delivered_by_cls)
-
     def describe(self) -> dict: ...
+
+    # Optional: ``sample_many(rng, k)``, the same as ``[sample(rng) for _ in range(k)]`` --
+    # the same numbers from the same draws -- only faster. The network uses it when a node
+    # sends one message to several peers (gossip relays, broadcasts).
+
+
+# Inline copies of ``random.Random.gauss`` and ``expovariate`` for the batch samplers below:
+# a Python-level call per draw costs more than the arithmetic. They must give exactly the
+# numbers the library gives (the same seed must give the same run whichever path a message
+# takes); ``_inline_draws_match()`` checks that at import and the samplers fall back to the
+# library calls if a Python version ever computes them differently.
+_TWOPI = 2.0 * math.pi
+_log, _exp, _sqrt, _cos, _sin = math.log, math.exp, math.sqrt, math.cos, math.sin
+
+
+def _lognormal_many(rng: random.Random, k: int, base: float, median: float, sigma: float) -> list[float]:
+    # base + median * exp(sigma * rng.gauss(0.0, 1.0)), k times. gauss() returns
+    # 0.0 + z * 1.0, which is z itself (or +0.0 for -0.0: the same after exp).
+    rand = rng.random
+    z = rng.gauss_next
+    out = []
+    append = out.append
+    for _ in range(k):
+        if z is None:
+            x2pi = rand() * _TWOPI
+            g2rad = _sqrt(-2.0 * _log(1.0 - rand()))
+            append(base + median * _exp(sigma * (_cos(x2pi) * g2rad)))
+            z = _sin(x2pi) * g2rad
+        else:
+            append(base + median * _exp(sigma * z))
+            z = None
+    rng.gauss_next = z
+    return out
+
+
+def _exponential_many(rng: random.Random, k: int, base: float, lambd: float) -> list[float]:
+    # base + rng.expovariate(lambd), k times.
+    rand = rng.random
+    return [base + (-_log(1.0 - rand()) / lambd) for _ in range(k)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +95,12 @@ class Fixed:
     def sample(self, rng: random.Random) -> float:
         return self.delay
 
+    def sample_many(self, rng: random.Random, k: int) -> list[float]:
+        return [self.delay] * k
+
     @property
     def mean(self) -> float:
         return self.delay
-
-    @property
-    def sent_by_type(self) -> dict[str, int]:
-        return _by_name(self._sent_by_cls)
-
-    @property
-    def delivered_by_type(self) -> dict[str, int]:
-        return _by_name(self._delivered_by_cls)
 
     def describe(self) -> dict:
         return {"dist": "fixed", "delay": self.delay}
@@ -90,17 +116,13 @@ class Uniform:
     def sample(self, rng: random.Random) -> float:
         return self.low + (self.high - self.low) * rng.random()
 
+    def sample_many(self, rng: random.Random, k: int) -> list[float]:
+        low, span, rand = self.low, self.high - self.low, rng.random
+        return [low + span * rand() for _ in range(k)]
+
     @property
     def mean(self) -> float:
         return (self.low + self.high) / 2
-
-    @property
-    def sent_by_type(self) -> dict[str, int]:
-        return _by_name(self._sent_by_cls)
-
-    @property
-    def delivered_by_type(self) -> dict[str, int]:
-        return _by_name(self._delivered_by_cls)
 
     def describe(self) -> dict:
         return {"dist": "uniform", "low": self.low, "high": self.high}
@@ -117,13 +139,13 @@ class Exponential:
         extra = self.mean - self.base
         return self.base + (rng.expovariate(1.0 / extra) if extra > 0 else 0.0)
 
-    @property
-    def sent_by_type(self) -> dict[str, int]:
-        return _by_name(self._sent_by_cls)
-
-    @property
-    def delivered_by_type(self) -> dict[str, int]:
-        return _by_name(self._delivered_by_cls)
+    def sample_many(self, rng: random.Random, k: int) -> list[float]:
+        extra = self.mean - self.base
+        if extra <= 0:
+            return [self.base + 0.0] * k
+        if _INLINE_DRAWS and type(rng) is random.Random:
+            return _exponential_many(rng, k, self.base, 1.0 / extra)
+        return [self.sample(rng) for _ in range(k)]
 
     def describe(self) -> dict:
         return {"dist": "exponential", "mean": self.mean, "base": self.base}
@@ -141,17 +163,14 @@ class LogNormal:
     def sample(self, rng: random.Random) -> float:
         return self.base + self.median * math.exp(self.sigma * rng.gauss(0.0, 1.0))
 
+    def sample_many(self, rng: random.Random, k: int) -> list[float]:
+        if _INLINE_DRAWS and type(rng) is random.Random:
+            return _lognormal_many(rng, k, self.base, self.median, self.sigma)
+        return [self.sample(rng) for _ in range(k)]
+
     @property
     def mean(self) -> float:
         return self.base + self.median * math.exp(self.sigma**2 / 2)
-
-    @property
-    def sent_by_type(self) -> dict[str, int]:
-        return _by_name(self._sent_by_cls)
-
-    @property
-    def delivered_by_type(self) -> dict[str, int]:
-        return _by_name(self._delivered_by_cls)
 
     def describe(self) -> dict:
         return {"dist": "lognormal", "median": self.median, "sigma": self.sigma, "base": self.base}
@@ -159,6 +178,28 @@ class LogNormal:
 
 def as_latency(value: "Latency | float | int") -> Latency:
     return Fixed(float(value)) if isinstance(value, (int, float)) else value
+
+
+def _sample_many(latency: Latency, rng: random.Random, k: int) -> list[float]:
+    many = getattr(latency, "sample_many", None)
+    if many is not None:
+        return many(rng, k)
+    return [latency.sample(rng) for _ in range(k)]
+
+
+def _inline_draws_match() -> bool:
+    """Do the inline draws give the library's numbers, and leave the generator as it does?"""
+    for seed in (1, 2):
+        fast, lib = random.Random(seed), random.Random(seed)
+        got = _lognormal_many(fast, 5, 0.01, 0.1, 0.5) + _exponential_many(fast, 3, 0.02, 12.5)
+        want = [0.01 + 0.1 * math.exp(0.5 * lib.gauss(0.0, 1.0)) for _ in range(5)]
+        want += [0.02 + lib.expovariate(12.5) for _ in range(3)]
+        if got != want or fast.gauss_next != lib.gauss_next or fast.random() != lib.random():
+            return False
+    return True
+
+
+_INLINE_DRAWS = _inline_draws_match()
 
 
 # -- the network -------------------------------------------------------------------------
@@ -429,6 +470,45 @@ class Network:
                     t = last
                 self._last_arrival[key] = t
             heappush(heap, (t, next(self._counter), 0, dst, src, msg))
+
+    def transmit_many(self, now: float, src: int, dsts: list[int], msg: Any) -> None:
+        """``transmit(now, src, dst, msg)`` for each ``dst`` in order -- the same counts, the
+        same random draws and the same arrivals -- with the counting and the latency draws
+        done once per batch (a gossip relay or a broadcast: one message, many peers)."""
+        if not self._plain:
+            for dst in dsts:
+                self.transmit(now, src, dst, msg)
+            return
+        k = len(dsts)
+        self.sent += k
+        self.sent_by_node[src] += k
+        cls = msg.__class__
+        counts = self._sent_by_cls
+        counts[cls] = counts.get(cls, 0) + k
+        size = getattr(msg, "size", 0)
+        if size.__class__ is int:
+            self.bytes_sent += size * k
+        else:
+            for _ in dsts:                       # float sizes: add them one by one, as transmit does
+                self.bytes_sent += size
+        delays = _sample_many(self.latency, self._rng, k)
+        heap = self._heap
+        counter = self._counter
+        base = src * self.n
+        if self.fifo:
+            last_arrival = self._last_arrival
+            get = last_arrival.get
+            for dst, delay in zip(dsts, delays):
+                t = now + delay
+                key = base + dst
+                last = get(key, 0.0)
+                if t < last:
+                    t = last
+                last_arrival[key] = t
+                heappush(heap, (t, next(counter), 0, dst, src, msg))
+        else:
+            for dst, delay in zip(dsts, delays):
+                heappush(heap, (now + delay, next(counter), 0, dst, src, msg))
 
     # -- reporting ---------------------------------------------------------------------------
 

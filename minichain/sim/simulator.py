@@ -228,19 +228,36 @@ class Simulation:
 
     def _apply(self, node: int, actions: Iterable) -> None:
         now = self.now
-        transmit = self.net.transmit
+        net = self.net
+        # Consecutive Sends of one message to other nodes (a gossip relay) go to the network
+        # as one batch: the same messages, counts and draws in the same order, counted once.
+        batch: list[int] = []
+        batch_msg: Any = None
         for act in actions:
             cls = act.__class__
             if cls is Send:
-                if act.dst != node:
-                    transmit(now, node, act.dst, act.msg)
-                else:
-                    self._send(node, node, act.msg, now)
+                dst = act.dst
+                if dst != node:
+                    msg = act.msg
+                    if msg is not batch_msg:
+                        if batch:
+                            self._flush(node, batch, batch_msg, now)
+                            batch = []
+                        batch_msg = msg
+                    batch.append(dst)
+                    continue
+            if batch:                            # keep every other action in its place
+                self._flush(node, batch, batch_msg, now)
+                batch = []
+                batch_msg = None
+            if cls is Send:
+                self._send(node, node, act.msg, now)
             elif cls is Broadcast:
                 msg = act.msg
-                for dst in range(self.n):
-                    if dst != node:
-                        self._send(node, dst, msg, now)
+                dsts = list(range(self.n))
+                del dsts[node]
+                if dsts:
+                    net.transmit_many(now, node, dsts, msg)
                 if act.include_self:
                     self._send(node, node, msg, now)
             elif cls is SetTimer:
@@ -254,6 +271,14 @@ class Simulation:
                 self.decisions.record(now, node, act.slot, act.value)
             else:
                 raise TypeError(f"node {node} returned {act!r}, which is not an action")
+        if batch:
+            self._flush(node, batch, batch_msg, now)
+
+    def _flush(self, node: int, dsts: list[int], msg: Any, now: float) -> None:
+        if len(dsts) == 1:
+            self.net.transmit(now, node, dsts[0], msg)
+        else:
+            self.net.transmit_many(now, node, dsts, msg)
 
     def _send(self, src: int, dst: int, msg: Any, now: float) -> None:
         if dst == src:
