@@ -77,7 +77,7 @@ class SimTx:
 class SimBlock:
     """A real header over a simulated payload."""
 
-    __slots__ = ("header", "hash", "txs", "miner", "height", "size", "found_at")
+    __slots__ = ("header", "hash", "txs", "miner", "height", "size", "found_at", "msg")
 
     def __init__(self, header: BlockHeader, txs: tuple[SimTx, ...], miner: int, height: int,
                  size: int, found_at: float) -> None:
@@ -88,6 +88,9 @@ class SimBlock:
         self.height = height
         self.size = size
         self.found_at = found_at
+        # The one BlockMsg every node relays this block in: a message is an immutable
+        # value, so a thousand nodes need not make a thousand copies of it.
+        self.msg = BlockMsg(self)
 
     @classmethod
     def mine(cls, parent: "SimBlock | IndexEntry", miner: int, tag: int, txs: Iterable[SimTx], *,
@@ -118,6 +121,14 @@ class BlockMsg:
     def __init__(self, block: SimBlock) -> None:
         self.block = block
         self.size = block.size
+
+
+# ``Send(dst, msg)``, built without the frozen dataclass's ``__init__`` (one
+# ``object.__setattr__`` call per field): gossip makes one per peer per block per node,
+# millions in a large run, and this builds the very same value at half the cost.
+_new_action = object.__new__
+_set_dst = Send.dst.__set__        # type: ignore[attr-defined]
+_set_msg = Send.msg.__set__        # type: ignore[attr-defined]
 
 
 class TxMsg:
@@ -195,6 +206,7 @@ class NakamotoNode(Engine):
         self.peers = list(peers)
         self.confirmations = world.confirmations
         self.tree = BlockTree(world.genesis.header, world.params)
+        self._known = self.tree.entries                     # hash -> entry, for the gossip fast path
         self.orphans: dict[bytes, list[SimBlock]] = {}      # missing parent hash -> blocks
         self.mempool: dict[str, SimTx] = {}
         self.spent: dict[str, str] = {}                     # coin -> txid, on the active chain
@@ -227,7 +239,7 @@ class NakamotoNode(Engine):
         cls = msg.__class__
         if cls is BlockMsg:
             block = msg.block
-            if block.hash in self.tree.entries:
+            if block.hash in self._known:
                 return []                                   # the common case in gossip
             actions: list[Action] = []
             self._receive_block(block, src, actions)
@@ -303,14 +315,18 @@ class NakamotoNode(Engine):
                 continue
             entry = tree.add_header(b.header)
             tree.set_have_data(entry)
-            self._relay(BlockMsg(b), src if b is block else -1, actions)
+            self._relay(b.msg, src if b is block else -1, actions)
             stack.extend(reversed(self.orphans.pop(b.hash, ())))
         self._update_tip(actions)
 
     def _relay(self, msg: Any, src: int, actions: list[Action]) -> None:
+        append = actions.append
         for p in self.peers:
             if p != src:
-                actions.append(Send(p, msg))
+                send = _new_action(Send)                   # Send(p, msg), see _new_action
+                _set_dst(send, p)
+                _set_msg(send, msg)
+                append(send)
 
     def _answer_getblocks(self, src: int, req: GetBlocks) -> list[Action]:
         tree = self.tree
@@ -395,7 +411,7 @@ class NakamotoNode(Engine):
 
     def _after_tip_change(self, fork_height: int, actions: list[Action]) -> None:
         height = len(self.tree.active) - 1
-        now = self.ctx.now
+        now = self.ctx.now if self.payments else 0.0
         for view in self.payments.values():
             h = self.tx_height.get(view.txid)
             if h is None:
