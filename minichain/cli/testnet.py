@@ -252,8 +252,10 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
                    f"minichain mine 10 --node {state.nodes[spec.miners[0].node].api} "
                    f"--datadir {state.nodes[spec.miners[0].node].datadir}")
     dir_arg = "" if os.path.normpath(directory) == DEFAULT_DIR else f" --dir {directory}"
-    click.echo(f"next: minichain testnet status{dir_arg}  |  minichain testnet partition 0,1 2,3{dir_arg}  |  "
-               f"minichain testnet down{dir_arg}")
+    n = len(state.nodes)
+    halves = " ".join(",".join(map(str, part)) for part in (range(n // 2), range(n // 2, n)))
+    split = f"minichain testnet partition {halves}{dir_arg}  |  " if n >= 2 else ""
+    click.echo(f"next: minichain testnet status{dir_arg}  |  {split}minichain testnet down{dir_arg}")
     miner = next((r for r in state.nodes if r.wallet), None)
     if miner is not None:
         click.echo(f"a miner's wallet: minichain wallet balance --wallet {miner.wallet} --node {miner.api}")
