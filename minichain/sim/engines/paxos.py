@@ -32,10 +32,27 @@ Durable state (kept across a crash, as the paper requires of acceptors, 2.2 end)
 ``promised``, ``accepted``, the highest round seen and the chosen log. Volatile: the role,
 the promise tally and the proposals in flight (:meth:`Paxos.on_recover` forgets them).
 
+**Flow control** (what keeps a leader that lost its majority from flooding the network):
+
+* *A window* (3: a leader "can get α commands ahead", proposing commands ``i + 1`` to
+  ``i + α`` once ``1`` to ``i`` are chosen): client payments go only to slots below
+  ``first_unchosen + window``; the rest wait in the queue. Multi-Paxos implementations
+  call it the pipeline limit (etcd-raft's ``MaxInflightMsgs`` plays the same part).
+  Values P2c makes a new leader re-propose are not held back by it.
+* *Retransmission with backoff*: an ``Accept`` not yet acknowledged is sent again, on a
+  heartbeat, only to the acceptors that have not answered, first after
+  ``2 * heartbeat``, then after twice the previous wait each time, up to
+  ``max_backoff``. A lost message costs a retry soon; an acceptor that is down costs one
+  message per slot per ``max_backoff``.
+
+With both, a leader cut off from its majority sends heartbeats and a bounded trickle of
+retries (at most ``window`` slots, each once per ``max_backoff`` per silent acceptor)
+instead of every unchosen ``Accept`` to everyone each heartbeat for every new request.
+
 Simplifications: the proposer is the only distinguished learner (2.3 allows several);
 clients hand every request to every replica, so any new leader already has the queue; a
-leader retransmits an unchosen ``Accept`` on its heartbeat; a proposer does not propose a
-payment whose coin a chosen or in-flight value already spends; no reconfiguration.
+proposer does not propose a payment whose coin a chosen or in-flight value already
+spends; no reconfiguration.
 
 Byzantine behaviours:
 
@@ -137,6 +154,16 @@ TIMEOUT = "leader-timeout"
 HEARTBEAT = "heartbeat"
 
 
+@dataclass(slots=True)
+class Proposal:
+    """A value this leader proposed for a slot and has not seen chosen yet."""
+
+    value: Any
+    tally: quorum.Tally[bool]     # the acceptors that answered Accepted
+    retry_at: float               # when the heartbeat next resends the Accept (local clock)
+    backoff: float                # the wait before that; doubled after each resend
+
+
 def highest_accepted(promises: list[tuple[tuple[int, Ballot, Any], ...]]) -> dict[int, tuple[Ballot, Any]]:
     """P2c: per slot, the value of the highest-numbered proposal any promise reports."""
     best: dict[int, tuple[Ballot, Any]] = {}
@@ -155,13 +182,20 @@ class Paxos(Engine):
         timeout: float = 0.5,
         heartbeat: float = 0.1,
         catch_up_batch: int = 64,
+        window: int = 16,
+        max_backoff: float = 1.6,
     ) -> None:
         super().__init__(ctx)
         if heartbeat >= timeout:
             raise ValueError("the heartbeat must be shorter than the leader timeout")
+        if window < 1:
+            raise ValueError("the window must hold at least one slot")
         self.timeout = timeout
         self.heartbeat = heartbeat
         self.catch_up_batch = catch_up_batch
+        self.window = window                        # 3: the leader's alpha
+        self.first_retry = 2 * heartbeat            # the first wait for an Accepted
+        self.max_backoff = max(max_backoff, self.first_retry)
         self.quorum = quorum.QuorumSystem.crash(ctx.n)
         # durable: acceptor state, the highest round seen, the chosen log
         self.promised: Ballot = ZERO
@@ -181,8 +215,8 @@ class Paxos(Engine):
         self.promised_values: list[tuple[tuple[int, Ballot, Any], ...]] = []
         self.low = 0
         self.next_slot = 0
-        # slot -> (value, Tally of acceptors, time last sent)
-        self.proposals: dict[int, tuple[Any, quorum.Tally[bool], float]] = {}
+        # slot -> the proposal in flight (value, acceptors' tally, retransmission schedule)
+        self.proposals: dict[int, Proposal] = {}
         self.last_sent: dict[int, float] = {}
 
     # -- engine interface ----------------------------------------------------------------
@@ -284,16 +318,16 @@ class Paxos(Engine):
     # -- proposer: phase 2 -------------------------------------------------------------------
 
     def _propose(self, slot: int, value: Any) -> list[Action]:
-        tally: quorum.Tally[bool] = quorum.Tally(self.quorum)
-        self.proposals[slot] = (value, tally, self.ctx.now)
+        now = self.ctx.now
+        self.proposals[slot] = Proposal(value, quorum.Tally(self.quorum), now + self.first_retry, self.first_retry)
         for peer in self.ctx.others:
-            self.last_sent[peer] = self.ctx.now
+            self.last_sent[peer] = now
         return [Broadcast(Accept(self.ballot, slot, value), include_self=True)]
 
     def _propose_pending(self) -> list[Action]:
         if self.role != LEADER:
             return []
-        in_flight = {v for v, _, _ in self.proposals.values()}
+        in_flight = {p.value for p in self.proposals.values()}
         busy = set(self.spent_coins) | {v.coin for v in in_flight if isinstance(v, Payment)}
         actions: list[Action] = []
         for p in self.pending:
@@ -301,6 +335,8 @@ class Paxos(Engine):
                 continue
             while self.next_slot in self.chosen or self.next_slot in self.proposals:
                 self.next_slot += 1
+            if self.next_slot >= self.first_unchosen + self.window:
+                break                      # 3: no more than alpha slots ahead; the rest wait
             busy.add(p.coin)
             actions += self._propose(self.next_slot, p)
             self.next_slot += 1
@@ -343,15 +379,14 @@ class Paxos(Engine):
         proposal = self.proposals.get(msg.slot)
         if proposal is None:
             return []
-        value, tally, _ = proposal
-        tally.add(src, True)
-        if tally.outcome(True) is not quorum.Outcome.WON:
+        proposal.tally.add(src, True)
+        if proposal.tally.outcome(True) is not quorum.Outcome.WON:
             return []
         # 2.3: a majority accepted (ballot, slot, value): it is chosen.
         del self.proposals[msg.slot]
-        actions = self._learn(msg.slot, value)
-        actions.append(Broadcast(Chosen(msg.slot, value)))
-        return actions + self._propose_pending()
+        actions = self._learn(msg.slot, proposal.value)
+        actions.append(Broadcast(Chosen(msg.slot, proposal.value)))
+        return actions + self._propose_pending()      # the window may have moved
 
     def _on_chosen(self, src: int, msg: Chosen) -> list[Action]:
         return self._learn(msg.slot, msg.value)
@@ -374,12 +409,18 @@ class Paxos(Engine):
     def _heartbeat(self) -> list[Action]:
         now = self.ctx.now
         actions: list[Action] = []
-        for slot, (value, tally, sent) in list(self.proposals.items()):
-            if now - sent >= 2 * self.heartbeat:               # lost Accept or Accepted
-                self.proposals[slot] = (value, tally, now)
-                actions.append(Broadcast(Accept(self.ballot, slot, value), include_self=True))
-                for peer in self.ctx.others:
+        for slot, proposal in self.proposals.items():
+            if now < proposal.retry_at - 1e-9:
+                continue
+            # A lost Accept or Accepted, or an acceptor that is down: ask again those that
+            # have not answered, and wait twice as long before the next time (capped).
+            msg = Accept(self.ballot, slot, proposal.value)
+            for peer in self.ctx.others:
+                if peer not in proposal.tally.votes:
+                    actions.append(Send(peer, msg))
                     self.last_sent[peer] = now
+            proposal.backoff = min(2 * proposal.backoff, self.max_backoff)
+            proposal.retry_at = now + proposal.backoff
         for peer in self.ctx.others:
             if now - self.last_sent.get(peer, -1e9) >= self.heartbeat * 0.999:
                 self.last_sent[peer] = now
