@@ -167,9 +167,11 @@ def test_line4_testnet_live_miners_on_both_sides_fork_and_converge_after_heal(wo
     def both_sides_grew() -> bool:
         s = [x.status() for x in c]
         return (s[0]["tip"] == s[1]["tip"] and s[2]["tip"] == s[3]["tip"] and s[0]["tip"] != s[2]["tip"]
-                and min(s[0]["height"], s[2]["height"]) >= cut + 2)
+                and min(s[0]["height"], s[2]["height"]) >= cut + 1)
 
-    split_seconds = wait_for(both_sides_grew, 40, "both sides to mine 2 blocks of their own", c, state.nodes)
+    # Usually a second or two (difficulty is still climbing when 'up' returns); at the
+    # full 5-second spacing each half, with half the hash power, needs ~10 s a block.
+    split_seconds = wait_for(both_sides_grew, 45, "both sides to mine a block of their own", c, state.nodes)
     fork = fork_height(c[0], c[2])
     assert fork <= cut and c[0].block(cut + 1, full=False)["hash"] != c[2].block(cut + 1, full=False)["hash"]
 
@@ -178,7 +180,7 @@ def test_line4_testnet_live_miners_on_both_sides_fork_and_converge_after_heal(wo
     heal_seconds = time.monotonic() - began
     assert "every node at height" in healed
     wait_for(lambda: len({tip(x) for x in c}) == 1, 30, "one tip after the heal", c, state.nodes)
-    print(f"\nup {up_seconds:.1f}s; fork at height {fork}; both sides +2 in {split_seconds:.1f}s; "
+    print(f"\nup {up_seconds:.1f}s; fork at height {fork}; both sides grew in {split_seconds:.1f}s; "
           f"converged {heal_seconds:.1f}s after 'heal': {healed.strip()}")
     cli("down", "--dir", net)
     assert processes_under(str(work)) == []
