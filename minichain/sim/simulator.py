@@ -186,30 +186,33 @@ class Simulation:
         timers = self._timers
         delivered = net._delivered_by_cls
         budget = max_events
+        limited = until is not None or budget is not None
+        DELIVER, TIMER = _DELIVER, _TIMER
         while heap:
-            if until is not None and heap[0][0] > until:
-                break
-            if budget is not None:
-                if budget <= 0:
+            if limited:
+                if until is not None and heap[0][0] > until:
                     break
-                budget -= 1
+                if budget is not None:
+                    if budget <= 0:
+                        break
+                    budget -= 1
             t, seq, kind, node, a, b = pop(heap)
             self.now = t
             self.events += 1
-            if kind == _DELIVER:
-                if a == node or a < 0:               # a copy to self, or client input
-                    if not crashed[node]:
-                        self._apply(node, engines[node].on_message(a, b))
-                elif crashed[node]:
-                    net.crashed += 1
-                else:
-                    net.delivered += 1
-                    cls = b.__class__
-                    delivered[cls] = delivered.get(cls, 0) + 1
-                    actions = engines[node].on_message(a, b)
-                    if actions:
-                        self._apply(node, actions)
-            elif kind == _TIMER:
+            if kind == DELIVER:
+                if a != node and a >= 0:             # network traffic (the bulk of a run)
+                    if crashed[node]:
+                        net.crashed += 1
+                    else:
+                        net.delivered += 1
+                        cls = b.__class__
+                        delivered[cls] = delivered.get(cls, 0) + 1
+                        actions = engines[node].on_message(a, b)
+                        if actions:
+                            self._apply(node, actions)
+                elif not crashed[node]:              # a copy to self, or client input
+                    self._apply(node, engines[node].on_message(a, b))
+            elif kind == TIMER:
                 pending = timers[node]
                 if pending.get(a) != b:
                     continue                         # cancelled, replaced, or node crashed
