@@ -50,15 +50,24 @@ def nakamoto(n: int, blocks: int, miners: int = 50) -> tuple[int, float, int]:
     sim = Simulation(n, lambda ctx: NakamotoNode(ctx, world, share=shares[ctx.node_id], peers=peers[ctx.node_id]),
                      seed=SEED, network=Network(LogNormal(0.1, 0.5)))
 
-    def enough(s: Simulation) -> bool:
-        return len(world.blocks) > blocks
+    # Stop once block number ``blocks`` + 1 is found (genesis is in world.blocks too): the
+    # world tells the simulation when it registers it, which stops the run after that very
+    # event -- what ``run(stop_when=...)`` would do, without a call after every event.
+    register = world.register
+
+    def register_and_count(block) -> None:
+        register(block)
+        if len(world.blocks) > blocks:
+            sim.stop()
+
+    world.register = register_and_count   # type: ignore[method-assign]
 
     def stop_mining():
         for e in sim.engines:
             e.share = 0.0
 
     t = time.perf_counter()
-    sim.run(stop_when=enough)
+    sim.run()
     stop_mining()
     sim.run()                      # let the last blocks reach everyone
     return sim.events, time.perf_counter() - t, sim.engines[0].tree.height
