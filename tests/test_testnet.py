@@ -419,3 +419,17 @@ def test_logs_follow_prints_new_lines_until_interrupted(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_nodes_run_the_minichain_the_supervisor_runs_not_a_checkout_in_the_cwd(tmp_path, monkeypatch):
+    # After `pip install .` from a checkout, the checkout's sources (without the compiled
+    # kernel) sit in the current directory; the spawned node must not pick them up.
+    decoy = tmp_path / "cwd" / "minichain"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('imported the decoy package from the cwd')\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    log = tmp_path / "node.log"
+    proc, offset = process.spawn(["--help"], str(log))
+    assert proc.wait(60) == 0
+    text = log.read_text()[offset:]
+    assert "decoy" not in text and "Run a node" in text

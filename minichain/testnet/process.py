@@ -62,7 +62,10 @@ def spawn(args: list[str], log_path: str) -> tuple[subprocess.Popen, int]:
         log.write(header.encode())
         log.flush()
         offset += len(header.encode())
-        proc = subprocess.Popen([sys.executable, "-m", "minichain", "node", *args], stdin=subprocess.DEVNULL,
+        # -P: do not put the current directory first on sys.path. Run from a source
+        # checkout after `pip install .`, plain -m would import the checkout's sources,
+        # which lack the compiled kernel the installed package has, and mine ~25x slower.
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "minichain", "node", *args], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True,
                                 close_fds=True)
     return proc, offset
