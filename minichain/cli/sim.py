@@ -121,7 +121,8 @@ def partition_cmd(seed: int, as_json: bool, nodes: int, split: float, hours: flo
         click.echo(f"deepest reorg: {r['max_reorg_depth']} blocks; nodes that reorged: {r['nodes_reorged_after_heal']}")
         for txid, p in r["payments"].items():
             state = "REVERSED" if p["reversed_at"] is not None else ("final" if p["in_final_chain"] else "unconfirmed")
-            click.echo(f"payment {txid}: confirmed at t={p['confirmed_at']:.0f} s, max depth {p['max_depth']}, {state}"
+            when = "never confirmed" if p["confirmed_at"] is None else f"confirmed at t={p['confirmed_at']:.0f} s"
+            click.echo(f"payment {txid}: {when}, max depth {p['max_depth']}, {state}"
                        + (f" (replaced by {p['replaced_by']})" if p["replaced_by"] else ""))
         click.echo(f"confirmed payments reversed: {r['confirmed_payments_reversed']}; "
                    f"conflicting decisions: {r['conflicting_decisions']} heights; messages sent: {r['messages']['sent']}")
