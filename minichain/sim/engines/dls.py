@@ -58,10 +58,21 @@ model's assumption, not something the simulator enforces).
 **Decisions of the other nodes.** In the paper only a phase's owner decides, and every
 correct node eventually decides when it next owns a phase. For a log that is slow, so a
 node that decides broadcasts a signed *claim* ``Decided(v)``; in the fail-stop/omission
-version one claim is enough (nobody lies), in the Byzantine version a node takes
-``t + 1`` distinct signers claiming one value (one of them is correct; a liar that claims
-two values counts for both, which is harmless: it is at most ``t`` of the ``t + 1``). A node that decided as
-owner but holds fewer claims keeps taking part in that slot until it holds them.
+version one claim is enough (nobody lies). In the Byzantine version the owner's claim
+carries its *certificate*, the ``2t + 1`` signed acknowledgements it decided on, and a
+node that checks them decides too (:meth:`DLS.certified`: at least ``t + 1`` of the
+signers are correct and locked ``v`` at that phase, which is all Lemma 3.5 needs; it is
+the owner's own decision rule, applied to the same signed evidence). Claims without a
+certificate count when ``t + 1`` distinct nodes sign one value (one of them is correct;
+a liar that claims two values counts for both, which is harmless: it is at most ``t`` of
+the ``t + 1``). So one owner phase settles a slot in both versions, as in PBFT or
+HotStuff, where a quorum certificate moves every replica on. Before certificates it
+took ``t + 1`` owner phases to gather ``t + 1`` claims, with every node announcing its
+lock in each of them: at n = 4 a slot every 0.8 s (49 of 70 payments in the
+comparison's fault-free run), at n = 25 some 5,500 messages per decision. Now it costs
+``4(N - 1)`` messages (report, lock, acknowledgement, claim); the certificates carry the
+``O(N)`` signatures instead, so a decision costs ``O(N^2)`` bits (signatures are
+modelled, not counted).
 
 **Multi-slot** (our choice): the log is decided one slot after another, one DLS instance
 per slot, run *sequentially*: a node's messages concern its lowest slot not yet settled,
@@ -158,11 +169,15 @@ class LockAnnounce:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """"``signer`` decided ``value`` for ``slot``"."""
+    """"``signer`` decided ``value`` for ``slot`` at ``phase``". In the Byzantine version
+    an owner's claim carries its *certificate*: the ``2t + 1`` signed acknowledgements it
+    decided on (our addition; see :meth:`DLS.certified`)."""
 
     signer: int
     slot: int
     value: Any
+    phase: int = 0
+    proof: tuple[Ack, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +235,12 @@ class DLS(Engine):
         self.proposal: Lock | None = None              # owner: the lock we sent this phase
         self.reports: dict[int, Report] = {}           # owner: this phase's reports
         self.acks: quorum.Tally | None = None
+        self.ack_proof: dict[int, Ack] = {}            # owner: this phase's signed acks
         self.decided: dict[int, Any] = {}
         self.owner_decisions: dict[int, tuple[Any, int]] = {}   # slot -> (value, phase), as owner
         # slot -> value -> signer -> claim (a liar may sign claims for several values)
         self.claims: dict[int, dict[Any, dict[int, Claim]]] = {}
+        self.certificates: dict[int, Claim] = {}       # slot -> a certified claim (Byzantine version)
         self.pending: OrderedDict[Payment, None] = OrderedDict()
         self.extra_proper: set[Any] = set()            # values vouched for by a valid lock
         self.proper_claims: dict[Any, set[int]] = {}   # value -> nodes whose PROPER set has it
@@ -276,6 +293,7 @@ class DLS(Engine):
             self.reports = {}
             self.proposal = None
             self.acks = None
+            self.ack_proof = {}
             actions += self._round_report()
         elif step == 1 and self.owner(self.phase) == self.id:
             actions += self._round_propose()
@@ -395,12 +413,15 @@ class DLS(Engine):
         if msg.signer != src or p is None or msg.phase != p.phase or msg.slot != self.slot or msg.value != p.value:
             return []
         assert self.acks is not None
-        self.acks.add(src, True)
+        if self.acks.add(src, True):
+            self.ack_proof[src] = msg
         if self.acks.outcome(True) is not quorum.Outcome.WON or self.slot in self.decided:
             return []
-        # 3.2.1 / 3.2.2: the owner decides v.
+        # 3.2.1 / 3.2.2: the owner decides v. In the Byzantine version its claim carries
+        # the signed acknowledgements it decided on, so that one claim settles the slot.
         self.owner_decisions[self.slot] = (p.value, p.phase)
-        claim = Claim(self.id, self.slot, p.value)
+        proof = tuple(sorted(self.ack_proof.values(), key=lambda a: a.signer)) if self.byzantine else ()
+        claim = Claim(self.id, self.slot, p.value, p.phase, proof)
         actions = self._decide(self.slot, p.value)
         actions.append(Broadcast(Decided((claim,))))
         return actions + self._add_claims((claim,))
@@ -438,10 +459,29 @@ class DLS(Engine):
         for c in claims:
             if 0 <= c.signer < self.ctx.n:
                 self.claims.setdefault(c.slot, {}).setdefault(c.value, {}).setdefault(c.signer, c)
+                if self.byzantine and c.slot not in self.certificates and self.certified(c):
+                    self.certificates[c.slot] = c
         return self._settle()
 
+    def certified(self, claim: Claim) -> bool:
+        """Byzantine version: ``claim`` carries ``2t + 1`` distinct signed acknowledgements
+        of its value at its slot and phase -- exactly what lets an owner decide (3.2.2).
+
+        Deciding on it is as safe as the owner's decision: at least ``t + 1`` of the
+        signers are correct and locked the value at that phase, which is all Lemma 3.5
+        uses. A liar cannot make one for a value nobody locked (it cannot sign as
+        another node), and two for one phase cannot exist with at most ``t`` liars (two
+        sets of ``2t + 1`` out of ``3t + 1`` share a correct node, which locks once a
+        phase)."""
+        signers = {a.signer for a in claim.proof
+                   if a.phase == claim.phase and a.slot == claim.slot and a.value == claim.value}
+        return self._reaches(len(signers), self.ack_quorum)
+
     def settled_value(self, slot: int) -> Any:
-        """The value ``claim_quorum`` distinct nodes claim to have decided, if any."""
+        """The value ``claim_quorum`` distinct nodes claim to have decided, or (Byzantine
+        version) one certified claim vouches for, if any."""
+        if slot in self.certificates:
+            return self.certificates[slot].value
         for value, signers in self.claims.get(slot, {}).items():
             if self._reaches(len(signers), self.claim_quorum):
                 return value
@@ -464,6 +504,7 @@ class DLS(Engine):
             self.proposal = None
             self.reports = {}
             self.acks = None
+            self.ack_proof = {}
 
     def _slot_mismatch(self, src: int, slot: int) -> list[Action]:
         """Someone is on another slot: help them catch up, or ask them to help us."""
@@ -477,6 +518,9 @@ class DLS(Engine):
     def _send_claims(self, dst: int, slot: int) -> list[Action]:
         claims: list[Claim] = []
         for s in range(slot, min(self.slot, slot + self.catch_up_batch)):
+            if s in self.certificates:
+                claims.append(self.certificates[s])          # one certified claim is enough
+                continue
             for signers in self.claims.get(s, {}).values():
                 claims.extend(signers.values())
         return [Send(dst, Decided(tuple(claims)))] if claims else []
