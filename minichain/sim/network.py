@@ -228,7 +228,7 @@ class Network:
         self._pending_links: list[tuple] = []
         self._node_bandwidth: dict[int, float | None] = {}
         self._uplink_free: dict[int, float] = {}
-        self._last_arrival: dict[int, float] = {}
+        self._last_arrival: list[dict[int, float]] = []   # per sender: receiver -> last arrival (FIFO)
         self._group: list[int] = []
         self._cuts: set[int] = set()
         self._blocking = False                  # any partition/cut in force (fast path)
@@ -300,6 +300,7 @@ class Network:
         self._pending_links.clear()
         self._group = [0] * sim.n
         self.sent_by_node = [0] * sim.n
+        self._last_arrival = [{} for _ in range(sim.n)]
 
     # -- configuration -------------------------------------------------------------------
 
@@ -425,17 +426,18 @@ class Network:
         size = getattr(msg, "size", 0)
         self.bytes_sent += size
         rng = self._rng
-        key = src * self.n + dst
         if self._plain:
             # No fault, override or bandwidth in force: latency (and FIFO) only.
             t = now + self.latency.sample(rng)
             if self.fifo:
-                last = self._last_arrival.get(key, 0.0)
+                last_arrival = self._last_arrival[src]
+                last = last_arrival.get(dst, 0.0)
                 if t < last:
                     t = last
-                self._last_arrival[key] = t
+                last_arrival[dst] = t
             heappush(self._heap, (t, next(self._counter), 0, dst, src, msg))
             return
+        key = src * self.n + dst
         if self._blocking and (self._group[src] != self._group[dst] or key in self._cuts):
             self.partitioned += 1
             return
@@ -465,10 +467,11 @@ class Network:
             if self.gst is not None and now < self.gst:
                 t += min(self._async_delay.sample(rng), self.gst - now)
             if self.fifo:
-                last = self._last_arrival.get(key, 0.0)
+                last_arrival = self._last_arrival[src]
+                last = last_arrival.get(dst, 0.0)
                 if t < last:
                     t = last
-                self._last_arrival[key] = t
+                last_arrival[dst] = t
             heappush(heap, (t, next(self._counter), 0, dst, src, msg))
 
     def transmit_many(self, now: float, src: int, dsts: list[int], msg: Any) -> None:
@@ -494,17 +497,15 @@ class Network:
         delays = _sample_many(self.latency, self._rng, k)
         heap = self._heap
         counter = self._counter
-        base = src * self.n
         if self.fifo:
-            last_arrival = self._last_arrival
+            last_arrival = self._last_arrival[src]
             get = last_arrival.get
             for dst, delay in zip(dsts, delays):
                 t = now + delay
-                key = base + dst
-                last = get(key, 0.0)
+                last = get(dst, 0.0)
                 if t < last:
                     t = last
-                last_arrival[key] = t
+                last_arrival[dst] = t
                 heappush(heap, (t, next(counter), 0, dst, src, msg))
         else:
             for dst, delay in zip(dsts, delays):
