@@ -39,9 +39,11 @@ class Status(enum.IntEnum):
         return self >= Status.INVALID
 
 
-# ``status in _FAILED`` is ``status.failed`` without a property call: the tree's hot paths
-# run once per block per node, a million times in a large simulation.
+# ``status in _FAILED`` is ``status.failed`` without a property call, and the members as
+# module constants skip the enum class's attribute lookup: the tree's hot paths run once
+# per block per node, a million times in a large simulation.
 _FAILED = frozenset(s for s in Status if s.failed)
+_HEADER, _VALID, _INVALID_CHILD = Status.HEADER, Status.VALID, Status.INVALID_CHILD
 
 # block_work(bits) by bits: a chain has few distinct targets (one per retarget period), and
 # decoding the compact form again for every header is most of the cost of adding one.
@@ -102,14 +104,14 @@ class IndexEntry:
 
 def _skip_height(height: int) -> int:
     """Bitcoin's GetSkipHeight: a deterministic far-back pointer for each height."""
-    def invert_lowest_one(n: int) -> int:
-        return n & (n - 1)
-
+    # n & (n - 1) is Bitcoin's InvertLowestOne: n with its lowest set bit cleared.
     if height < 2:
         return 0
     if height & 1:
-        return invert_lowest_one(invert_lowest_one(height - 1)) + 1
-    return invert_lowest_one(height)
+        n = height - 1
+        n &= n - 1
+        return (n & (n - 1)) + 1
+    return height & (height - 1)
 
 
 class UnknownParent(KeyError):
@@ -283,7 +285,7 @@ class BlockTree:
         failed = parent.status in _FAILED
         entry = IndexEntry(
             header, header.hash, parent.height + 1, parent.chainwork + _block_work(header.bits), parent,
-            Status.INVALID_CHILD if failed else Status.HEADER,
+            _INVALID_CHILD if failed else _HEADER,
         )
         entry.skip = parent.get_ancestor(_skip_height(entry.height)) if entry.height >= 2 else parent
         parent.children.append(entry)
@@ -342,7 +344,7 @@ class BlockTree:
             raise ValueError("can only connect a child of the active tip")
         if entry.status in _FAILED:
             raise ValueError("cannot connect an invalid block")
-        entry.status = Status.VALID
+        entry.status = _VALID
         self.active.append(entry)
         # Bitcoin: PruneBlockIndexCandidates. A connected block is valid for good, so a
         # candidate with less work can never be chosen again; forgetting it keeps
