@@ -373,9 +373,11 @@ class NakamotoNode(Engine):
                 self._undo(tree.disconnect_tip())
             disconnected += len(disconnect)
             h = len(tree.active) - 1
-            fork_height = h if fork_height is None else min(fork_height, h)
+            if fork_height is None or h < fork_height:
+                fork_height = h
+            blocks = self.world.blocks
             for entry in connect:
-                block = self.world.blocks[entry.hash]
+                block = blocks[entry.hash]
                 if block.txs and not self._valid_on_tip(block):
                     tree.mark_invalid(entry)       # and its descendants: try the next best
                     break
