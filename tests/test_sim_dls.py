@@ -11,7 +11,7 @@ import pytest
 from minichain.sim import Broadcast, Decide, Network, Send, SetTimer, Simulation
 from minichain.sim.engines import load_registry
 from minichain.sim.engines import dls
-from minichain.sim.engines.dls import DLS, Ack, CatchUp, Claim, Decided, Lock, LockAnnounce, Report
+from minichain.sim.engines.dls import DLS, Ack, Batch, CatchUp, Claim, Decided, Lock, LockAnnounce, Report
 from minichain.sim.workload import ClientRequest, Payment, schedule_payments
 
 R = 0.1          # round_time: four rounds to a phase
@@ -19,6 +19,11 @@ R = 0.1          # round_time: four rounds to a phase
 
 def pay(i, payee=None):
     return Payment(0, i, f"c0.{i}", payee or f"payee{i}")
+
+
+def batch(*payments):
+    """The value an instance decides: a batch of payments (oldest first)."""
+    return Batch(tuple(payments))
 
 
 def node(n, i, *, byzantine=False, pending=()):
@@ -59,9 +64,9 @@ def test_round_1_every_node_sends_the_owner_its_acceptable_proper_values():
 
 def test_round_1_a_locked_node_finds_only_its_locked_value_acceptable():
     e = node(3, 1, pending=[pay(0), pay(1)])
-    e.lock = Lock(0, 3, 0, pay(1))
+    e.lock = Lock(0, 3, 0, batch(pay(1)))
     e.extra_proper.add(pay(1))
-    assert at_round(e, 4) == [Send(2, Report(1, 2, 0, frozenset([pay(1)]), frozenset([pay(0), pay(1)])))]
+    assert at_round(e, 4) == [Send(2, Report(1, 2, 0, frozenset([batch(pay(1))]), frozenset([pay(0), pay(1)])))]
 
 
 def test_round_2_an_owner_with_N_minus_t_reports_for_v_broadcasts_lock_v():
@@ -70,7 +75,45 @@ def test_round_2_an_owner_with_N_minus_t_reports_for_v_broadcasts_lock_v():
     e.on_message(2, Report(2, 2, 0, frozenset([pay(0), pay(1)])))
     e.on_message(0, Report(0, 2, 0, frozenset([pay(0)])))
     # The omission version's lock carries no proof, only the owner's PROPER set.
-    assert at_round(e, 5) == [Broadcast(Lock(2, 2, 0, pay(0), (), frozenset([pay(0)])), include_self=True)]
+    assert at_round(e, 5) == [Broadcast(Lock(2, 2, 0, batch(pay(0)), (), frozenset([pay(0)])), include_self=True)]
+
+
+def test_batching_the_owner_locks_one_batch_of_the_oldest_payments_one_set_of_N_minus_t_reports_lists():
+    # n = 4, t = 1 (omission version: N - t = 3). Reports from 0, 1, 2 list pay 0..2; 3's
+    # lacks pay(1); only 1 and 3 have pay(3); c0.0 is paid twice (a client's double spend).
+    e = node(4, 2, pending=[pay(0)])
+    at_round(e, 4)
+    spend = Payment(0, 9, "c0.0", "someone-else")
+    e.on_message(0, Report(0, 2, 0, frozenset([pay(0), pay(1), pay(2), spend])))
+    e.on_message(1, Report(1, 2, 0, frozenset([pay(0), pay(1), pay(2), pay(3)])))
+    e.on_message(2, Report(2, 2, 0, frozenset([pay(0), pay(1), pay(2), spend])))
+    e.on_message(3, Report(3, 2, 0, frozenset([pay(0), pay(2), pay(3)])))
+    [lock] = at_round(e, 5)
+    assert lock.msg.value == batch(pay(0), pay(1), pay(2))
+    # A node locked on a batch reports it alone; a batch that everyone locked or lists wins.
+    e = node(4, 2, pending=[pay(0)])
+    at_round(e, 4)
+    locked = batch(pay(0), pay(1))
+    e.on_message(0, Report(0, 2, 0, frozenset([locked])))
+    e.on_message(1, Report(1, 2, 0, frozenset([pay(0), pay(1), pay(2)])))
+    e.on_message(2, Report(2, 2, 0, frozenset([pay(0), pay(1), pay(2)])))
+    [lock] = at_round(e, 5)
+    assert lock.msg.value == locked
+
+
+def test_batching_a_decided_batch_appends_its_payments_at_consecutive_log_positions():
+    e = node(3, 0)
+    assert e.on_message(1, Decided((Claim(1, 0, batch(pay(0), pay(1)), 2),))) == [Decide(0, pay(0)), Decide(1, pay(1))]
+    assert e.on_message(1, Decided((Claim(1, 1, batch(pay(2)), 3),))) == [Decide(2, pay(2))]
+    assert e.slot == 2 and not e.proper(pay(1)) and not e.proper(Payment(0, 7, "c0.1", "again"))
+
+
+def test_batching_a_lock_on_a_batch_spending_one_coin_twice_is_refused():
+    e = node(3, 0, pending=[pay(0)])
+    at_round(e, 4)
+    at_round(e, 5)
+    assert e.on_message(2, Lock(2, 2, 0, batch(pay(0), Payment(0, 9, "c0.0", "twice")))) == []
+    assert e.lock is None
 
 
 def test_3_2_1_proper_sets_piggyback_a_node_that_missed_a_client_learns_the_value_from_a_lock():
@@ -112,10 +155,11 @@ def test_round_3_the_owner_decides_on_t_plus_1_acks_and_claims_it():
     e.on_message(2, Report(2, 2, 0, frozenset([pay(0)])))
     e.on_message(0, Report(0, 2, 0, frozenset([pay(0)])))
     at_round(e, 5)
-    e.on_message(2, Lock(2, 2, 0, pay(0)))
-    assert e.on_message(2, Ack(2, 2, 0, pay(0))) == []              # 1 of t + 1 = 2
-    actions = e.on_message(0, Ack(0, 2, 0, pay(0)))
-    assert actions == [Decide(0, pay(0)), Broadcast(Decided((Claim(2, 0, pay(0), 2),)))]
+    v = batch(pay(0))
+    e.on_message(2, Lock(2, 2, 0, v))
+    assert e.on_message(2, Ack(2, 2, 0, v)) == []                   # 1 of t + 1 = 2
+    actions = e.on_message(0, Ack(0, 2, 0, v))
+    assert actions == [Decide(0, pay(0)), Broadcast(Decided((Claim(2, 0, v, 2),)))]
     assert e.slot == 1 and e.lock is None, "one claim settles a slot in the omission version"
 
 
@@ -156,12 +200,14 @@ def test_3_2_2_the_owner_needs_2t_plus_1_acks_and_its_claim_carries_them_as_a_ce
     for s in (0, 1, 2):
         e.on_message(s, Report(s, 2, 0, frozenset([pay(0)])))
     [lock] = at_round(e, 5)
+    v = batch(pay(0))
+    assert lock.msg.value == v
     e.on_message(2, lock.msg)
-    e.on_message(2, Ack(2, 2, 0, pay(0)))
-    assert e.on_message(0, Ack(0, 2, 0, pay(0))) == []              # 2 of 2t + 1 = 3
-    actions = e.on_message(1, Ack(1, 2, 0, pay(0)))
-    acks = tuple(Ack(s, 2, 0, pay(0)) for s in (0, 1, 2))
-    assert actions == [Decide(0, pay(0)), Broadcast(Decided((Claim(2, 0, pay(0), 2, acks),)))]
+    e.on_message(2, Ack(2, 2, 0, v))
+    assert e.on_message(0, Ack(0, 2, 0, v)) == []                   # 2 of 2t + 1 = 3
+    actions = e.on_message(1, Ack(1, 2, 0, v))
+    acks = tuple(Ack(s, 2, 0, v) for s in (0, 1, 2))
+    assert actions == [Decide(0, pay(0)), Broadcast(Decided((Claim(2, 0, v, 2, acks),)))]
     assert e.slot == 1, "its certificate settles the slot"
     # Another node settles on that one claim: 2t + 1 signers locked pay(0) at phase 2.
     f = node(4, 0, byzantine=True)
@@ -185,10 +231,11 @@ def test_3_2_2_a_claim_whose_certificate_falls_short_settles_nothing(story, proo
 
 
 def test_3_2_2_a_liars_bare_claim_does_not_shadow_the_certified_one_it_sends_later():
-    proof = (Ack(0, 2, 0, "v"), Ack(1, 2, 0, "v"), Ack(2, 2, 0, "v"))
+    v = batch(pay(0))
+    proof = (Ack(0, 2, 0, v), Ack(1, 2, 0, v), Ack(2, 2, 0, v))
     f = node(4, 1, byzantine=True)
-    assert f.on_message(3, Decided((Claim(3, 0, "v"),))) == []
-    assert f.on_message(3, Decided((Claim(3, 0, "v", 2, proof),))) == [Decide(0, "v")]
+    assert f.on_message(3, Decided((Claim(3, 0, v),))) == []
+    assert f.on_message(3, Decided((Claim(3, 0, v, 2, proof),))) == [Decide(0, pay(0))]
 
 
 def test_3_2_2_uncertified_claims_need_t_plus_1_signers():
@@ -572,3 +619,14 @@ def test_harness_dls_byz_fault_free_costs_4_n_minus_1_messages_per_decision(n):
     r = replicated.run("dls-byz", "normal", n=n, seed=1, duration=15.0)
     assert r.extra["committed"] == r.extra["submitted"]
     assert r.messages_per_decision == pytest.approx(4 * (n - 1), rel=0.05)
+
+
+@pytest.mark.parametrize("engine", ["dls", "dls-byz"])
+@pytest.mark.parametrize("scenario, options", [
+    ("crash", {}), ("loss", {"loss": 0.30}), ("gst", {}), ("skew", {}),
+])
+def test_harness_n4_batches_clear_the_backlog_a_lost_phase_leaves(engine, scenario, options):
+    # One payment per phase at most (2.5/s against 2/s) used to leave a backlog after any
+    # lost phase: e.g. dls 56/70 with a crashed node, 42/70 with 30% loss, 46/70 after GST.
+    r = replicated.run(engine, scenario, n=4, seed=1, duration=40.0, fault_at=5.0, heal_at=20.0, **options)
+    assert r.safe and r.extra["committed"] == r.extra["submitted"]

@@ -74,16 +74,43 @@ comparison's fault-free run), at n = 25 some 5,500 messages per decision. Now it
 ``O(N)`` signatures instead, so a decision costs ``O(N^2)`` bits (signatures are
 modelled, not counted).
 
-**Multi-slot** (our choice): the log is decided one slot after another, one DLS instance
-per slot, run *sequentially*: a node's messages concern its lowest slot not yet settled,
-and phases keep running across slots (phase ``k``'s owner tries that node's current slot).
-One instance at a time keeps the paper's algorithm untouched (locks, proofs and phases are
-per slot) at the cost of throughput: at most one payment per phase. A node that falls
-behind asks a node that is ahead (``CatchUp``) and gets the claims of the slots it missed.
+**Multi-slot** (our choice): the log is decided by a sequence of DLS instances, run
+*sequentially* (the ``slot`` of the messages is the instance): a node's messages concern
+its lowest instance not yet settled, and phases keep running across instances (phase
+``k``'s owner tries that node's current instance). One instance at a time keeps the
+paper's algorithm untouched: locks, proofs and phases are per instance. A node that falls
+behind asks a node that is ahead (``CatchUp``) and gets the claims of the instances it
+missed.
+
+**Batches** (our choice, as Tendermint decides blocks): the value an instance decides is
+a :class:`Batch` of payments, and deciding it appends them to the log, one ``Decide``
+per payment at consecutive positions (so the harness counts payments, as it does for
+Tendermint). The paper's values are atoms; we lift its definitions to batches without
+changing its rules:
+
+* *acceptable*: a node locked on a batch finds that batch alone acceptable; an unlocked
+  node finds acceptable any batch of payments that are proper to it. Its report lists
+  the locked batch, or (unlocked) its proper payments, and :func:`finds_acceptable`
+  reads it either way;
+* *proper*: a batch is proper when each of its payments is, and it is well formed (1 to
+  ``max_batch`` payments, each coin once: :func:`well_formed`, checked by every node that
+  locks);
+* the owner proposes the best-supported value: a batch someone is locked on, if
+  ``N - t`` reports find it acceptable, or :meth:`DLS.fresh_batch`, the oldest payments
+  that one set of ``N - t`` reports all list. In the Byzantine version, the proof is
+  that set of reports.
+
+Without batches a phase decided one payment at most, 2.5 a second with 0.1 s rounds.
+That is close to the comparison's 2 a second, so any lost phase (a crashed owner, a lost
+message, a skewed clock, the time before GST) left a backlog that never cleared: ``dls``
+committed 56 of 70 payments with a crashed node, 42 with 30% loss, 46 after GST. A batch
+clears a backlog in one phase. The price: a payment still waits for the next phase, and
+messages get bigger. A report lists up to ``max_batch`` payments, and a Byzantine lock
+carries ``N - t`` such reports, but messages are counted, not bytes.
 
 **Proper values** (strong unanimity: only a value some client submitted may be decided).
 A node's PROPER set starts as the payments clients handed it. As in 3.2.1, reports and
-locks carry the sender's PROPER set (its oldest ``report_limit`` values, a bound of ours)
+locks carry the sender's PROPER set (its oldest ``max_batch`` payments, a bound of ours)
 and a receiver adds them to its own; in the Byzantine version (3.2.2) a value becomes
 proper once ``t + 1`` distinct nodes say it is in theirs. A value a node locks is proper
 to it (a valid lock shows ``N - t`` nodes found it proper). A payment already decided, or
@@ -98,7 +125,8 @@ Byzantine behaviours, in both versions:
   the honest replicas, a payment of the same coin to another payee to the other half
   (its accomplices, ``coalition``, are left out of the halves: ``engines/coalition.py``). The
   omission version trusts a claim and commits both: a double spend. The Byzantine
-  version needs ``t + 1`` claims and is unmoved.
+  version needs ``t + 1`` claims or a certificate (which a liar cannot make alone) and is
+  unmoved.
 * ``"equivocate"``: as ``"lie"``, and as a phase owner it sends conflicting locks to the
   two halves.
 * ``"silent"``: crashed from the start.
@@ -123,12 +151,51 @@ def payment_order(p: Payment) -> tuple:
     return (p.client, p.seq, p.coin, p.payee)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The value one instance decides: payments of distinct coins, in the order they join
+    the log (oldest first). Deciding it appends them to the log, one ``Decide`` each."""
+
+    payments: tuple[Payment, ...]
+
+    def __repr__(self) -> str:
+        return f"batch({', '.join(map(repr, self.payments))})"
+
+
+def payments_of(value: Any) -> tuple[Payment, ...]:
+    """The payments a decided value appends to the log (a lone payment is a batch of one)."""
+    if isinstance(value, Batch):
+        return value.payments
+    return (value,) if isinstance(value, Payment) else ()
+
+
+def well_formed(value: Any, max_batch: int) -> bool:
+    """A batch a correct node may lock holds 1 to ``max_batch`` payments, each coin once
+    (other values -- a lone payment -- have nothing to check)."""
+    if not isinstance(value, Batch):
+        return True
+    coins = {p.coin for p in value.payments if isinstance(p, Payment)}
+    return 0 < len(value.payments) <= max_batch and len(coins) == len(value.payments)
+
+
+def finds_acceptable(report: "Report", value: Any) -> bool:
+    """Whether ``report`` says ``value`` is acceptable to its signer: the value is listed
+    (a locked node lists its locked batch alone), or it is a batch whose every payment is
+    listed (an unlocked node lists the payments it finds proper, and accepts any batch of
+    them)."""
+    if value in report.values:
+        return True
+    return isinstance(value, Batch) and all(p in report.values for p in value.payments)
+
+
 # -- signed statements and messages ---------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """Round 1: ``E_j(list, k)`` -- the values acceptable and proper to ``signer``."""
+    """Round 1: ``E_j(list, k)`` -- the values acceptable and proper to ``signer``: the
+    batch it is locked on, or (unlocked) the payments any batch of which it accepts
+    (:func:`finds_acceptable`)."""
 
     signer: int
     phase: int
@@ -200,13 +267,13 @@ class DLS(Engine):
         *,
         byzantine: bool = False,
         round_time: float = 0.1,
-        report_limit: int = 8,
+        max_batch: int = 32,
         catch_up_batch: int = 32,
     ) -> None:
         super().__init__(ctx)
         self.byzantine = byzantine
         self.round_time = round_time
-        self.report_limit = report_limit
+        self.max_batch = max_batch                    # payments a report lists, a batch holds
         self.catch_up_batch = catch_up_batch
         n = ctx.n
         if byzantine:
@@ -236,7 +303,8 @@ class DLS(Engine):
         self.reports: dict[int, Report] = {}           # owner: this phase's reports
         self.acks: quorum.Tally | None = None
         self.ack_proof: dict[int, Ack] = {}            # owner: this phase's signed acks
-        self.decided: dict[int, Any] = {}
+        self.decided: dict[int, Any] = {}             # instance -> the value (batch) decided
+        self.log_length = 0                            # payments decided: the next log position
         self.owner_decisions: dict[int, tuple[Any, int]] = {}   # slot -> (value, phase), as owner
         # slot -> value -> signer -> claim (a liar may sign claims for several values)
         self.claims: dict[int, dict[Any, dict[int, Claim]]] = {}
@@ -304,6 +372,10 @@ class DLS(Engine):
     # -- proper and acceptable values ----------------------------------------------------
 
     def proper(self, value: Any) -> bool:
+        """A payment some client submitted and the log does not spend yet; a well-formed
+        batch of such payments."""
+        if isinstance(value, Batch):
+            return well_formed(value, self.max_batch) and all(self.proper(p) for p in value.payments)
         if value in self.decided_values:
             return False
         if isinstance(value, Payment) and value.coin in self.spent_coins:
@@ -317,14 +389,16 @@ class DLS(Engine):
         values = [p for p in self.pending if self.proper(p)]
         values += [v for v in self.proper_claims if v not in self.pending and self.proper(v)]
         values.sort(key=lambda v: payment_order(v) if isinstance(v, Payment) else ())
-        return frozenset(values[: self.report_limit])
+        return frozenset(values[: self.max_batch])
 
     def _learn_proper(self, signer: int, values: frozenset) -> None:
         for v in values:
             self.proper_claims.setdefault(v, set()).add(signer)
 
     def acceptable_values(self) -> frozenset:
-        """3.2.1: v is acceptable if we hold no lock on any value but possibly v."""
+        """3.2.1: v is acceptable if we hold no lock on any value but possibly v. Locked:
+        the locked batch alone; unlocked: our proper payments, any batch of which we
+        accept (see :func:`finds_acceptable`)."""
         if self.lock is not None:
             return frozenset([self.lock.value]) if self.proper(self.lock.value) else frozenset()
         return self.proper_set()
@@ -352,14 +426,39 @@ class DLS(Engine):
     # -- round 2: the owner proposes; nodes lock --------------------------------------------
 
     def supported(self, reports: dict[int, Report]) -> list[tuple[Any, int]]:
-        """Values with enough reports to be locked, best first (most support, then oldest)."""
-        counts: dict[Any, int] = {}
-        for r in reports.values():
-            for v in r.values:
-                counts[v] = counts.get(v, 0) + 1
-        ok = [(v, c) for v, c in counts.items() if self._reaches(c, self.report_quorum)]
-        ok.sort(key=lambda vc: (-vc[1], payment_order(vc[0]) if isinstance(vc[0], Payment) else ()))
+        """Values enough reports find acceptable to be locked, with how many do, best
+        first (most support, then oldest): each value a report is locked on, and the
+        batch :meth:`fresh_batch` makes of the unlocked reports' payments."""
+        locked = {v for r in reports.values() for v in r.values if not isinstance(v, Payment)}
+        ok = [(v, sum(finds_acceptable(r, v) for r in reports.values())) for v in locked]
+        ok = [(v, c) for v, c in ok if self._reaches(c, self.report_quorum)]
+        fresh, backers = self.fresh_batch(reports)
+        if fresh is not None and fresh not in locked:
+            ok.append((fresh, backers))
+        ok.sort(key=lambda vc: (-vc[1], tuple(payment_order(p) for p in payments_of(vc[0]))))
         return ok
+
+    def fresh_batch(self, reports: dict[int, Report]) -> tuple[Batch | None, int]:
+        """The batch of the oldest payments (distinct coins, at most ``max_batch``) that one
+        set of ``report_quorum`` reports all list, built greedily; and that set's size.
+
+        Our batching: the paper decides one value per instance; we make that value a batch
+        of payments, as Tendermint decides blocks, so one phase can clear a backlog."""
+        backers = list(reports.values())
+        pool = sorted({p for r in backers for p in r.values if isinstance(p, Payment)}, key=payment_order)
+        chosen: list[Payment] = []
+        coins: set[str] = set()
+        for p in pool:
+            if len(chosen) >= self.max_batch:
+                break
+            if p.coin in coins:
+                continue                       # a client's double spend: the oldest one only
+            keep = [r for r in backers if p in r.values]
+            if self._reaches(len(keep), self.report_quorum):
+                chosen.append(p)
+                coins.add(p.coin)
+                backers = keep
+        return (Batch(tuple(chosen)), len(backers)) if chosen else (None, 0)
 
     def _reaches(self, count: int, threshold: int) -> bool:
         return quorum.outcome(count, 0, self.ctx.n, threshold) is quorum.Outcome.WON
@@ -369,7 +468,8 @@ class DLS(Engine):
         if not choices:
             return []
         value = choices[0][0]
-        proof = tuple(sorted((r for r in self.reports.values() if value in r.values), key=lambda r: r.signer))
+        proof = tuple(sorted((r for r in self.reports.values() if finds_acceptable(r, value)),
+                             key=lambda r: r.signer))
         if not self.byzantine:
             proof = ()
         self.proposal = Lock(self.id, self.phase, self.slot, value, proof, self.proper_set())
@@ -379,12 +479,12 @@ class DLS(Engine):
     def valid_lock(self, lock: Lock) -> bool:
         """A lock is valid if its phase's owner issued it and, in the authenticated version,
         ``N - t`` distinct signed reports of that phase and slot found its value acceptable."""
-        if lock.owner != self.owner(lock.phase):
+        if lock.owner != self.owner(lock.phase) or not well_formed(lock.value, self.max_batch):
             return False
         if not self.byzantine:
             return True
         signers = {r.signer for r in lock.proof
-                    if r.phase == lock.phase and r.slot == lock.slot and lock.value in r.values}
+                    if r.phase == lock.phase and r.slot == lock.slot and finds_acceptable(r, lock.value)}
         return self._reaches(len(signers), self.report_quorum)
 
     def _on_lock(self, src: int, msg: Lock) -> list[Action]:
@@ -403,7 +503,7 @@ class DLS(Engine):
         # once: the lock-release rule would release it anyway on seeing our own newer lock.
         self.lock = msg
         self.acked_phase = msg.phase
-        self.extra_proper.add(msg.value)
+        self.extra_proper.update(payments_of(msg.value))
         return [Send(src, Ack(self.id, msg.phase, msg.slot, msg.value))]
 
     # -- round 3: the owner decides ---------------------------------------------------------
@@ -447,10 +547,16 @@ class DLS(Engine):
     # -- decisions, claims, catching up ----------------------------------------------------
 
     def _decide(self, slot: int, value: Any) -> list[Action]:
+        """Instance ``slot`` decided ``value``: its payments join the log, one position each
+        (instances are decided in order, so every correct node numbers them alike)."""
         if slot in self.decided:
             return []
         self.decided[slot] = value
-        return [Decide(slot, value)]
+        actions: list[Action] = []
+        for p in payments_of(value):
+            actions.append(Decide(self.log_length, p))
+            self.log_length += 1
+        return actions
 
     def _on_decided(self, src: int, msg: Decided) -> list[Action]:
         return self._add_claims(msg.claims)
@@ -494,10 +600,10 @@ class DLS(Engine):
             if value is _NONE:
                 return actions
             actions += self._decide(self.slot, value)
-            self.decided_values.add(value)
-            if isinstance(value, Payment):
-                self.spent_coins.add(value.coin)
-                for p in [p for p in self.pending if p.coin == value.coin]:
+            for paid in payments_of(value):
+                self.decided_values.add(paid)
+                self.spent_coins.add(paid.coin)
+                for p in [p for p in self.pending if p.coin == paid.coin]:
                     del self.pending[p]
             self.slot += 1
             self.lock = None
@@ -592,8 +698,11 @@ _HANDLERS = {
 # -- Byzantine replicas ---------------------------------------------------------------------
 
 
-def twin_of(p: Any) -> Payment:
-    """A payment of the same coin to another payee: the other half of a double spend."""
+def twin_of(p: Any) -> Any:
+    """A payment of the same coin to another payee: the other half of a double spend (for
+    a batch, the batch with its first payment so replaced)."""
+    if isinstance(p, Batch) and p.payments:
+        return Batch((twin_of(p.payments[0]), *p.payments[1:]))
     if isinstance(p, Payment):
         return Payment(p.client, p.seq, p.coin, p.payee + "-mallory")
     return Payment(-1, 0, "mallory-coin", "mallory")
@@ -618,7 +727,7 @@ class LyingDLS(DLS):
     def acceptable_values(self) -> frozenset:
         # Everything it ever heard of is "acceptable": it ignores its locks.
         values = [p for p in self.pending if self.proper(p)] + sorted(self.extra_proper - self.decided_values, key=repr)
-        return frozenset(values[: self.report_limit * 2])
+        return frozenset(values[: self.max_batch * 2])
 
     def _round_propose(self) -> list[Action]:
         if not self.equivocate:
@@ -631,7 +740,7 @@ class LyingDLS(DLS):
         a, b = self._halves()
         actions: list[Action] = []
         for value, half in ((first, a), (second, b)):
-            proof = tuple(r for r in self.reports.values() if value in r.values) if self.byzantine else ()
+            proof = tuple(r for r in self.reports.values() if finds_acceptable(r, value)) if self.byzantine else ()
             lock = Lock(self.id, self.phase, self.slot, value, proof)
             actions += [Send(peer, lock) for peer in half]
         return actions
@@ -641,7 +750,7 @@ class LyingDLS(DLS):
             return []
         if msg.slot > self.slot:
             self.slot = msg.slot
-        self.extra_proper.add(msg.value)
+        self.extra_proper.update(payments_of(msg.value))
         actions: list[Action] = [Send(src, Ack(self.id, msg.phase, msg.slot, msg.value))]   # acks everything
         if msg.slot not in self.claimed:
             # "I decided it" to one half, "I decided its twin" to the other.
