@@ -114,6 +114,15 @@ def test_batching_a_lock_on_a_batch_spending_one_coin_twice_is_refused():
     at_round(e, 5)
     assert e.on_message(2, Lock(2, 2, 0, batch(pay(0), Payment(0, 9, "c0.0", "twice")))) == []
     assert e.lock is None
+    # ...and an owner does not propose one, even if a report claims to be locked on it.
+    owner = node(3, 2, pending=[pay(0)])
+    at_round(owner, 4)
+    twice = Payment(0, 9, "c0.0", "twice")                  # a client's double spend, to all
+    owner.on_message(0, Report(0, 2, 0, frozenset([batch(pay(0), twice)])))
+    owner.on_message(1, Report(1, 2, 0, frozenset([pay(0), twice])))
+    owner.on_message(2, Report(2, 2, 0, frozenset([pay(0), twice])))
+    [lock] = at_round(owner, 5)
+    assert lock.msg.value == batch(pay(0))
 
 
 def test_3_2_1_proper_sets_piggyback_a_node_that_missed_a_client_learns_the_value_from_a_lock():

@@ -429,7 +429,8 @@ class DLS(Engine):
         """Values enough reports find acceptable to be locked, with how many do, best
         first (most support, then oldest): each value a report is locked on, and the
         batch :meth:`fresh_batch` makes of the unlocked reports' payments."""
-        locked = {v for r in reports.values() for v in r.values if not isinstance(v, Payment)}
+        locked = {v for r in reports.values() for v in r.values
+                  if not isinstance(v, Payment) and well_formed(v, self.max_batch)}
         ok = [(v, sum(finds_acceptable(r, v) for r in reports.values())) for v in locked]
         ok = [(v, c) for v, c in ok if self._reaches(c, self.report_quorum)]
         fresh, backers = self.fresh_batch(reports)
