@@ -46,7 +46,8 @@ _FAILED = frozenset(s for s in Status if s.failed)
 _HEADER, _VALID, _INVALID_CHILD = Status.HEADER, Status.VALID, Status.INVALID_CHILD
 
 # block_work(bits) by bits: a chain has few distinct targets (one per retarget period), and
-# decoding the compact form again for every header is most of the cost of adding one.
+# decoding the compact form and dividing 2^256 again for every header is a good part of
+# the cost of adding one. Bounded, in case something feeds it arbitrary bits.
 _WORK: dict[int, int] = {}
 
 

@@ -126,7 +126,7 @@ class BlockMsg:
 # ``Send(dst, msg)`` and ``Decide(slot, value)``, built without the frozen dataclass's
 # ``__init__`` (one ``object.__setattr__`` call per field): gossip makes a Send per peer
 # per block per node and a Decide per block per node, millions in a large run, and this
-# builds the very same values at half the cost.
+# builds the very same values at about half the cost.
 _new_action = object.__new__
 _set_dst = Send.dst.__set__            # type: ignore[attr-defined]
 _set_msg = Send.msg.__set__            # type: ignore[attr-defined]
@@ -209,7 +209,7 @@ class NakamotoNode(Engine):
         self.peers = list(peers)
         self.confirmations = world.confirmations
         self.tree = BlockTree(world.genesis.header, world.params)
-        self._known = self.tree.entries                     # hash -> entry, for the gossip fast path
+        self._known = self.tree.entries                     # the tree's own dict, for the gossip fast path
         self.orphans: dict[bytes, list[SimBlock]] = {}      # missing parent hash -> blocks
         self.mempool: dict[str, SimTx] = {}
         self.spent: dict[str, str] = {}                     # coin -> txid, on the active chain
