@@ -29,11 +29,12 @@ Counters (``stats()``): ``sent`` + ``duplicated`` = ``delivered`` + ``lost`` +
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from heapq import heappush
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
 if TYPE_CHECKING:
     from minichain.sim.simulator import Simulation
@@ -51,33 +52,41 @@ class Latency(Protocol):
     # sends one message to several peers (gossip relays, broadcasts).
 
 
-# Inline copies of ``random.Random.gauss`` and ``expovariate`` for the batch samplers below:
+# Inline copies of ``random.Random.gauss`` and ``expovariate`` for the batch paths below:
 # a Python-level call per draw costs more than the arithmetic. They must give exactly the
 # numbers the library gives (the same seed must give the same run whichever path a message
-# takes); ``_inline_draws_match()`` checks that at import and the samplers fall back to the
+# takes); ``_inline_draws_match()`` checks that at import, and the network falls back to the
 # library calls if a Python version ever computes them differently.
 _TWOPI = 2.0 * math.pi
 _log, _exp, _sqrt, _cos, _sin = math.log, math.exp, math.sqrt, math.cos, math.sin
 
 
-def _lognormal_many(rng: random.Random, k: int, base: float, median: float, sigma: float) -> list[float]:
-    # base + median * exp(sigma * rng.gauss(0.0, 1.0)), k times. gauss() returns
-    # 0.0 + z * 1.0, which is z itself (or +0.0 for -0.0: the same after exp).
+def _lognormal_fifo_push(rng: random.Random, now: float, src: int, dsts: list[int], msg: Any,
+                         latency: "LogNormal", last_arrival: dict[int, float], heap: list,
+                         counter: Iterator[int]) -> None:
+    """The plain FIFO path of ``transmit`` for each of ``dsts`` on a log-normal network, with
+    the latency drawn inline: the hot loop of a large gossip run (one call per relay)."""
+    # latency.sample(rng) is base + median * exp(sigma * rng.gauss(0.0, 1.0)), and gauss()
+    # returns 0.0 + z * 1.0, which is z itself (or +0.0 for -0.0: the same after exp).
+    base, median, sigma = latency.base, latency.median, latency.sigma
     rand = rng.random
     z = rng.gauss_next
-    out = []
-    append = out.append
-    for _ in range(k):
+    get = last_arrival.get
+    for dst in dsts:
         if z is None:
             x2pi = rand() * _TWOPI
             g2rad = _sqrt(-2.0 * _log(1.0 - rand()))
-            append(base + median * _exp(sigma * (_cos(x2pi) * g2rad)))
+            t = now + (base + median * _exp(sigma * (_cos(x2pi) * g2rad)))
             z = _sin(x2pi) * g2rad
         else:
-            append(base + median * _exp(sigma * z))
+            t = now + (base + median * _exp(sigma * z))
             z = None
+        last = get(dst, 0.0)
+        if t < last:
+            t = last
+        last_arrival[dst] = t
+        heappush(heap, (t, next(counter), 0, dst, src, msg))
     rng.gauss_next = z
-    return out
 
 
 def _exponential_many(rng: random.Random, k: int, base: float, lambd: float) -> list[float]:
@@ -163,11 +172,6 @@ class LogNormal:
     def sample(self, rng: random.Random) -> float:
         return self.base + self.median * math.exp(self.sigma * rng.gauss(0.0, 1.0))
 
-    def sample_many(self, rng: random.Random, k: int) -> list[float]:
-        if _INLINE_DRAWS and type(rng) is random.Random:
-            return _lognormal_many(rng, k, self.base, self.median, self.sigma)
-        return [self.sample(rng) for _ in range(k)]
-
     @property
     def mean(self) -> float:
         return self.base + self.median * math.exp(self.sigma**2 / 2)
@@ -189,10 +193,14 @@ def _sample_many(latency: Latency, rng: random.Random, k: int) -> list[float]:
 
 def _inline_draws_match() -> bool:
     """Do the inline draws give the library's numbers, and leave the generator as it does?"""
+    latency = LogNormal(0.1, 0.5, 0.01)
     for seed in (1, 2):
         fast, lib = random.Random(seed), random.Random(seed)
-        got = _lognormal_many(fast, 5, 0.01, 0.1, 0.5) + _exponential_many(fast, 3, 0.02, 12.5)
-        want = [0.01 + 0.1 * math.exp(0.5 * lib.gauss(0.0, 1.0)) for _ in range(5)]
+        heap: list = []
+        _lognormal_fifo_push(fast, 1.0, 0, [1, 2, 3, 4, 5], None, latency, {}, heap, itertools.count())
+        got = [entry[0] for entry in sorted(heap, key=lambda entry: entry[1])]   # in sending order
+        got += _exponential_many(fast, 3, 0.02, 12.5)
+        want = [1.0 + latency.sample(lib) for _ in range(5)]
         want += [0.02 + lib.expovariate(12.5) for _ in range(3)]
         if got != want or fast.gauss_next != lib.gauss_next or fast.random() != lib.random():
             return False
@@ -494,9 +502,14 @@ class Network:
         else:
             for _ in dsts:                       # float sizes: add them one by one, as transmit does
                 self.bytes_sent += size
-        delays = _sample_many(self.latency, self._rng, k)
         heap = self._heap
         counter = self._counter
+        latency = self.latency
+        rng = self._rng
+        if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
+            _lognormal_fifo_push(rng, now, src, dsts, msg, latency, self._last_arrival[src], heap, counter)
+            return
+        delays = _sample_many(latency, rng, k)
         if self.fifo:
             last_arrival = self._last_arrival[src]
             get = last_arrival.get
