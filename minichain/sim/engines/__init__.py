@@ -40,6 +40,13 @@ class EngineSpec:
 REGISTRY: dict[str, EngineSpec] = {}
 
 
+class Silent(Engine):
+    """The "silent" Byzantine replica of every engine: crashed from the start, it never
+    sends anything. Not honest, so its (absent) decisions stay out of the safety checks."""
+
+    honest = False
+
+
 def register(spec: EngineSpec) -> EngineSpec:
     REGISTRY[spec.name] = spec
     return spec

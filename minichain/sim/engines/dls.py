@@ -140,7 +140,7 @@ from typing import Any, Hashable
 
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, Decide, Engine, NodeContext, Send, SetTimer
-from minichain.sim.engines import EngineSpec, register
+from minichain.sim.engines import EngineSpec, Silent, register
 from minichain.sim.engines.coalition import NO_COALITION, split_honest
 from minichain.sim.workload import ClientRequest, Payment
 
@@ -778,7 +778,7 @@ def _builder(byzantine: bool):
         if behaviour is None:
             return DLS(ctx, byzantine=byzantine, **options)
         if behaviour == "silent":
-            return Engine(ctx)
+            return Silent(ctx)
         if behaviour in ("lie", "equivocate"):
             return LyingDLS(ctx, byzantine=byzantine, equivocate=behaviour == "equivocate",
                             coalition=coalition, **options)

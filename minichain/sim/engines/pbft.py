@@ -63,7 +63,7 @@ from typing import Any, Hashable, Iterable
 
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
-from minichain.sim.engines import EngineSpec, register
+from minichain.sim.engines import EngineSpec, Silent, register
 from minichain.sim.quorum import Outcome, QuorumSystem, Tally
 from minichain.sim.workload import CLIENT, ClientRequest, Payment
 
@@ -877,12 +877,6 @@ class PBFT(Engine):
         Retransmit: _on_retransmit,
         StateTransfer: _on_state_transfer,
     }
-
-
-class Silent(Engine):
-    """The "silent" Byzantine replica: crashed from the start, it never sends anything."""
-
-    honest = False
 
 
 def build(ctx: NodeContext, behaviour: str | None = None, config: PBFTConfig | None = None) -> Engine:

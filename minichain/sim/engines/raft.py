@@ -70,7 +70,7 @@ from typing import Any, Hashable
 
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
-from minichain.sim.engines import EngineSpec, register
+from minichain.sim.engines import EngineSpec, Silent, register
 from minichain.sim.engines.coalition import NO_COALITION, split_honest
 from minichain.sim.workload import ClientRequest, Payment
 
@@ -497,7 +497,7 @@ def build(ctx: NodeContext, behaviour: str | None = None, *, coalition: frozense
     if behaviour is None:
         return Raft(ctx, **options)
     if behaviour == "silent":
-        return Engine(ctx)
+        return Silent(ctx)
     if behaviour == "lie":
         return LyingRaft(ctx)
     if behaviour == "equivocate":

@@ -57,7 +57,7 @@ from typing import Any, Hashable
 
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, Decide, Engine, NodeContext, Send, SetTimer
-from minichain.sim.engines import EngineSpec, register
+from minichain.sim.engines import EngineSpec, Silent, register
 from minichain.sim.quorum import Outcome, QuorumSystem, Tally
 from minichain.sim.workload import CLIENT, ClientRequest, Payment
 
@@ -586,12 +586,6 @@ class Tendermint(Engine):
         if bundle:
             actions.append(Send(st.sender, Gossip(bundle, self.id)))
         return actions
-
-
-class Silent(Engine):
-    """The "silent" Byzantine validator: crashed from the start, it never sends anything."""
-
-    honest = False
 
 
 def build(ctx: NodeContext, behaviour: str | None = None, config: TendermintConfig | None = None) -> Engine:
