@@ -5,7 +5,7 @@ import json
 import pytest
 
 from minichain.sim import (
-    Broadcast, CancelTimer, Decide, Engine, Exponential, Fixed, Network, Send, SetTimer, Simulation,
+    Broadcast, CancelTimer, Decide, Engine, Exponential, Network, Send, SetTimer, Simulation,
 )
 from minichain.sim.engines.flood import Flood
 

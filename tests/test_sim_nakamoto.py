@@ -2,7 +2,7 @@
 
 import random
 
-from minichain.sim import CLIENT, Exponential, Fixed, Network, Simulation
+from minichain.sim import Exponential, Fixed, Network, Simulation
 from minichain.sim.engines.nakamoto import (
     BlockMsg, NakamotoNode, SimBlock, SimTx, TxMsg, World, full_mesh, random_peers, shares_from,
 )

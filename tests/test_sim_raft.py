@@ -4,7 +4,6 @@ told as stories, and seeded fuzzing with the paper's invariants checked after ev
 Section numbers in test names and comments are the paper's.
 """
 
-import json
 
 import pytest
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from minichain.sim.analytic import eyal_sirer_revenue, rosenfeld_double_spend, wilson_interval
+from minichain.sim.analytic import rosenfeld_double_spend, wilson_interval
 from minichain.sim.scenarios import double_spend, partition, selfish_mining, stale_rate
 from minichain.sim.scenarios.races import double_spend_trials, give_up_deficit
 

@@ -60,7 +60,7 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
       minichain node --listen 127.0.0.1:9001 --connect 127.0.0.1:9000
     """
     from minichain.core.keys import AddressError, decode_address
-    from minichain.node.node import Node, NodeConfig
+    from minichain.node.node import NodeConfig
     from minichain.store.interface import StoreError
 
     params, datadir = resolve(network, datadir)

@@ -45,7 +45,7 @@ from minichain import params as chain_params
 from minichain.core.block import BlockHeader
 from minichain.core.chain import BlockTree, IndexEntry
 from minichain.core.hashing import merkle_root, sha256d
-from minichain.sim.engine import CLIENT, Action, Decide, Engine, NodeContext, Send, SetTimer
+from minichain.sim.engine import Action, Decide, Engine, NodeContext, Send, SetTimer
 
 # Regtest's pow limit: block work 2, identical for every simulated block.
 SIM_BITS = chain_params.regtest.pow_limit_bits

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from minichain.sim.engine import CLIENT, Action, Engine, NodeContext
 from minichain.sim.engines import EngineSpec
