@@ -147,3 +147,17 @@ def test_bad_arguments_are_refused():
         Miner(threads=0)
     with pytest.raises(ValueError):
         Miner(threads=1, duty=0)
+
+
+def test_one_template_yields_one_block_even_when_every_thread_finds_one():
+    chain = ChainState(MemoryStore(), P)
+    template = build_template(chain, None, PKH, P.genesis_time + 10)
+    # Every nonce wins: all threads find a block on their first chunk, at the same moment.
+    easy = BlockTemplate(template.block, template.height, (1 << 256) - 1, 0, template.max_time)
+    for _ in range(20):
+        found = []
+        miner = Miner(threads=4, on_found=found.append)
+        miner.set_work(easy)
+        time.sleep(0.05)
+        miner.stop()
+        assert len(found) == 1 and miner.found == 1

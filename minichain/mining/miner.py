@@ -135,7 +135,10 @@ class Miner:
                 with self._cond:
                     current = work_id == self._work_id
                     if current:
-                        self._template = None  # this work is done; the node sends the next
+                        # This work is done; the node sends the next. A new work id makes a
+                        # second thread's find on the same work stale: one block per template.
+                        self._template = None
+                        self._work_id += 1
                 if current:
                     block = template.with_header(replace(template.header, time=t, nonce=nonce))
                     self.found += 1
