@@ -149,15 +149,28 @@ def test_bad_arguments_are_refused():
         Miner(threads=1, duty=0)
 
 
-def test_one_template_yields_one_block_even_when_every_thread_finds_one():
+def test_one_template_yields_one_block_even_when_every_thread_finds_one(monkeypatch):
+    from minichain.mining import miner as miner_module
+
     chain = ChainState(MemoryStore(), P)
     template = build_template(chain, None, PKH, P.genesis_time + 10)
-    # Every nonce wins: all threads find a block on their first chunk, at the same moment.
-    easy = BlockTemplate(template.block, template.height, (1 << 256) - 1, 0, template.max_time)
-    for _ in range(20):
-        found = []
-        miner = Miner(threads=4, on_found=found.append)
-        miner.set_work(easy)
-        time.sleep(0.05)
+    threads = 4
+    barrier = threading.Barrier(threads, timeout=5)
+
+    def every_thread_wins_at_once(header76, target, start, count):
+        barrier.wait()   # all threads hold a chunk of the same work, then all "find" a nonce
+        return start
+
+    monkeypatch.setattr(miner_module.kernel, "scan", every_thread_wins_at_once)
+    found = []
+    miner = Miner(threads=threads, on_found=found.append)
+    try:
+        miner.set_work(template)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not found:
+            time.sleep(0.01)
+        time.sleep(0.2)
+    finally:
+        barrier.abort()  # release any thread that claimed more work after the find
         miner.stop()
-        assert len(found) == 1 and miner.found == 1
+    assert len(found) == 1 and miner.found == 1
