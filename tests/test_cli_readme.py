@@ -18,6 +18,8 @@ import sys
 import time
 
 import pytest
+from tests.readme import readme_block as shared_readme_block
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTION = "## A node, a wallet, mining and a payment"
@@ -26,12 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def readme_block() -> str:
-    with open(os.path.join(ROOT, "README.md")) as f:
-        text = f.read()
-    start = text.index(SECTION)
-    match = re.search(r"```sh\n(.*?)```", text[start:], re.S)
-    assert match, "the README section has no sh block"
-    return match.group(1)
+    return shared_readme_block(SECTION)
 
 
 def free_port() -> int:

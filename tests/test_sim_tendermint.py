@@ -2,7 +2,6 @@
 algorithm's line numbers, then scenarios named after the nodes and the faults in them.
 """
 
-import random
 
 import pytest
 
@@ -15,6 +14,7 @@ from minichain.sim.engines.tendermint import (
 )
 from minichain.sim.scenarios import replicated
 from minichain.sim.workload import CLIENT, ClientRequest, Payment, schedule_payments
+from tests.simfaults import random_fault_run
 
 P = [Payment(0, i, f"c0.{i}", f"payee{i}") for i in range(8)]
 B0, B1, B2 = Block((P[0],)), Block((P[1],)), Block((P[2],))
@@ -416,29 +416,7 @@ def test_same_seed_same_result_byte_for_byte():
 
 
 def random_run(seed, n=4):
-    """A seeded mix: up to f Byzantine validators, loss, duplication, reordering, a partition
-    that heals, a crash that recovers."""
-    rnd = random.Random(seed)
-    f = (n - 1) // 3
-    behaviours = {b: rnd.choice(["silent", "equivocate", "double-vote", "withhold"]) for b in rnd.sample(range(n), f)}
-    net = Network(Exponential(0.05, 0.01), loss=rnd.choice([0.0, 0.01, 0.1, 0.3]), fifo=rnd.random() < 0.5,
-                  duplicate=rnd.choice([0.0, 0.05]))
-    sim = Simulation(n, lambda ctx: tm.build(ctx, behaviours.get(ctx.node_id)), seed=seed, network=net)
-    schedule_payments(sim, 20, 0.2, start=0.5)
-    if rnd.random() < 0.6:
-        nodes = list(range(n))
-        rnd.shuffle(nodes)
-        k = rnd.randint(1, n - 1)
-        t0 = rnd.uniform(1, 4)
-        sim.at(t0, net.partition, [nodes[:k], nodes[k:]])
-        sim.at(t0 + rnd.uniform(2, 8), net.heal)
-    if rnd.random() < 0.3:
-        c = rnd.randrange(n)
-        t0 = rnd.uniform(0, 4)
-        sim.at(t0, sim.crash, c)
-        sim.at(t0 + rnd.uniform(1, 4), sim.recover, c)
-    sim.run(until=60.0)
-    return sim
+    return random_fault_run(tm.build, seed, n)
 
 
 def test_n4f1_safety_and_liveness_across_200_seeded_runs_of_loss_reordering_partitions_crashes_and_byzantine():

@@ -14,6 +14,8 @@ import pytest
 
 from minichain.testnet import network as tn
 from tests.e2e.test_testnet_e2e import processes_under
+from tests.readme import readme_block as shared_readme_block
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTION = "## Local testnet"
@@ -22,12 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def readme_block() -> str:
-    with open(os.path.join(ROOT, "README.md")) as f:
-        text = f.read()
-    start = text.index(SECTION)
-    match = re.search(r"```sh\n(.*?)```", text[start:], re.S)
-    assert match, "the README section has no sh block"
-    return match.group(1)
+    return shared_readme_block(SECTION)
 
 
 def test_the_readme_local_testnet_block_runs_as_written(tmp_path):
