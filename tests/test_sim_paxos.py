@@ -180,19 +180,16 @@ def test_acceptor_state_is_durable_across_a_crash_and_leadership_is_not():
 
 
 class Clock:
-    """A hand-set clock for one engine (NodeContext reads ``local_time`` from it)."""
+    """A hand-set clock for one engine (its NodeContext reads ``t``)."""
 
     def __init__(self):
         self.t = 0.0
-
-    def local_time(self, node):
-        return self.t
 
 
 def leader_of_4(**options):
     """Replica 0 of four, leading ballot (1, 0) after promises from 0, 1 and 2."""
     clock = Clock()
-    e = Paxos(NodeContext(0, 4, random.Random(0), clock), **options)
+    e = Paxos(NodeContext(0, 4, random.Random(0), lambda: clock.t), **options)
     e.on_timer(paxos.TIMEOUT)
     for i in (0, 1, 2):
         e.on_message(i, Promise((1, 0), ()))

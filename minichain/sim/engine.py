@@ -49,10 +49,7 @@ are left out of the safety checks (conflicting commits are judged among honest n
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Union
-
-if TYPE_CHECKING:
-    from minichain.sim.simulator import Simulation
+from typing import Any, Callable, Hashable, Union
 
 
 CLIENT = -1  # the ``src`` of messages injected from outside the protocol
@@ -124,20 +121,25 @@ Action = Union[Send, Broadcast, SetTimer, CancelTimer, Decide]
 
 
 class NodeContext:
-    """What the simulator tells an engine about its world: who it is and what time it thinks it is."""
+    """What a host tells an engine about its world: who it is and what time it thinks it is.
 
-    __slots__ = ("node_id", "n", "rng", "_sim")
+    ``clock`` is the only way time reaches an engine: the simulator passes the node's
+    skewed virtual clock, a real-process host a monotonic wall clock. The context never
+    holds the host itself, so an engine cannot reach past its interface.
+    """
 
-    def __init__(self, node_id: int, n: int, rng: random.Random, sim: "Simulation") -> None:
+    __slots__ = ("node_id", "n", "rng", "_clock")
+
+    def __init__(self, node_id: int, n: int, rng: random.Random, clock: Callable[[], float]) -> None:
         self.node_id = node_id
         self.n = n
         self.rng = rng
-        self._sim = sim
+        self._clock = clock
 
     @property
     def now(self) -> float:
-        """This node's local clock: virtual time plus its skew (offset and drift)."""
-        return self._sim.local_time(self.node_id)
+        """This node's local clock (in the simulator: virtual time plus its skew)."""
+        return self._clock()
 
     @property
     def others(self) -> list[int]:

@@ -20,6 +20,7 @@ clock, and records their decisions in a :class:`~minichain.sim.decisions.Decisio
 
 from __future__ import annotations
 
+import functools
 import gc
 import heapq
 import itertools
@@ -69,7 +70,8 @@ class Simulation:
         self.timers_fired = 0
         self.decisions = DecisionLog(n)
         # Each node's own random stream, seeded from the run's generator in node order.
-        self.contexts = [NodeContext(i, n, random.Random(self.rng.getrandbits(64)), self) for i in range(n)]
+        self.contexts = [NodeContext(i, n, random.Random(self.rng.getrandbits(64)), functools.partial(self.local_time, i))
+                         for i in range(n)]
         self.engines: list[Engine] = [engine_factory(ctx) for ctx in self.contexts]
 
     # -- clocks ------------------------------------------------------------------------------
