@@ -47,7 +47,7 @@ from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, make_coinbase, sign_inputs
 from minichain.core.validation import block_subsidy
 from minichain.store import MemoryStore
-from minichain.store.chainstate import BlockStatus, ChainState
+from minichain.chainstate import BlockStatus, ChainState
 from minichain.store.leveldb import LevelDBStore
 
 P = chain_params.regtest

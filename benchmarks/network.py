@@ -136,7 +136,7 @@ def run(nodes: int = 8, blocks: int = 50, txs: int = 500, seed: int = 1, extra_l
 def _direct_admission(fan: Transaction, spends: list[Transaction], key: PrivateKey) -> float:
     """Mempool.add on the same spends, in process, over a dict of the fan-out's coins."""
     from minichain.core.validation import Coin
-    from minichain.node.mempool import Mempool
+    from minichain.chainstate import Mempool
 
     coins = {OutPoint(fan.txid, i): Coin(o.value, o.pubkey_hash, 200, False) for i, o in enumerate(fan.outputs)}
 

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minichain import params  # noqa: E402
 from minichain.core.block import Block  # noqa: E402
-from minichain.store.chainstate import ChainState  # noqa: E402
+from minichain.chainstate import ChainState  # noqa: E402
 from minichain.store.leveldb import LevelDBStore  # noqa: E402
 
 NOW = 2_000_000_000

@@ -300,3 +300,79 @@ def test_connecting_prunes_candidates_with_less_work_but_keeps_the_choice_right(
     assert tree.best_candidate() is rival[-1]
     tree.mark_invalid(rival[3])
     assert tree.best_candidate() is main_chain[-1]
+
+
+# -- activate_best_chain: the one ActivateBestChain loop (chain state and simulator) --------
+
+
+from minichain.core.chain import activate_best_chain  # noqa: E402
+
+
+class Recorder:
+    """connect/disconnect callbacks that log what the loop asks for; ``bad`` blocks are invalid."""
+
+    def __init__(self, tree, bad=()):
+        self.tree = tree
+        self.bad = set(bad)
+        self.log = []
+
+    def connect(self, entry):
+        assert entry.parent is self.tree.tip, "connect must be asked for a child of the tip"
+        if entry.hash in self.bad:
+            self.log.append(("refuse", entry.height))
+            return "bad-block"
+        self.log.append(("connect", entry.height))
+        return None
+
+    def disconnect(self, entry):
+        assert entry is self.tree.tip, "disconnect must be asked for the tip itself"
+        self.log.append(("disconnect", entry.height))
+
+
+def test_activation_follows_one_branch_then_reorganises_to_a_heavier_one():
+    tree = new_tree()
+    a = extend(tree, GENESIS, 3, tag=1)
+    rec = Recorder(tree)
+    done = activate_best_chain(tree, rec.connect, rec.disconnect)
+    assert tree.tip is a[-1] and done.fork_height == 0 and done.connected == 3 and done.disconnected == 0
+    b = extend(tree, a[0].header, 3, tag=2)          # forks after a[0]: 4 blocks beat 3
+    rec.log.clear()
+    done = activate_best_chain(tree, rec.connect, rec.disconnect)
+    assert tree.tip is b[-1]
+    assert rec.log == [("disconnect", 3), ("disconnect", 2), ("connect", 2), ("connect", 3), ("connect", 4)]
+    assert (done.fork_height, done.disconnected, done.connected) == (1, 2, 3)
+    assert not tree.in_active_chain(a[1]) and tree.in_active_chain(a[0])
+
+
+def test_activation_marks_an_invalid_block_and_returns_to_the_best_valid_chain():
+    tree = new_tree()
+    a = extend(tree, GENESIS, 2, tag=1)
+    rec = Recorder(tree)
+    activate_best_chain(tree, rec.connect, rec.disconnect)
+    b = extend(tree, GENESIS, 4, tag=2)              # heavier, but its second block is invalid
+    rec.bad = {b[1].hash}
+    rec.log.clear()
+    done = activate_best_chain(tree, rec.connect, rec.disconnect)
+    assert tree.tip is a[-1], "the old chain must be back"
+    assert [e for e, _ in done.invalid] == [b[1]] and done.invalid[0][1] == "bad-block"
+    assert b[1].status is Status.INVALID and b[3].status is Status.INVALID_CHILD
+    assert b[0].status is Status.VALID               # connected once: valid for good
+    assert rec.log == [("disconnect", 2), ("disconnect", 1), ("connect", 1), ("refuse", 2),
+                       ("disconnect", 1), ("connect", 1), ("connect", 2)]
+    assert done.fork_height == 0
+
+
+def test_activation_with_nothing_better_does_nothing():
+    tree = new_tree()
+    rec = Recorder(tree)
+    done = activate_best_chain(tree, rec.connect, rec.disconnect)
+    assert not done.changed and rec.log == [] and tree.tip is tree.genesis
+
+
+def test_activation_uses_the_callers_mark_invalid():
+    tree = new_tree()
+    b = extend(tree, GENESIS, 2, tag=2)
+    marked = []
+    rec = Recorder(tree, bad={b[0].hash})
+    activate_best_chain(tree, rec.connect, rec.disconnect, lambda e: marked.extend(tree.mark_invalid(e)))
+    assert marked == [b[0], b[1]] and tree.tip is tree.genesis

@@ -1,4 +1,4 @@
-"""The chain state (store/chainstate.py): blocks in any order, reorgs, invalid blocks, stores.
+"""The chain state (chainstate/state.py): blocks in any order, reorgs, invalid blocks, stores.
 
 Every scenario runs on both stores. "State" below means what a node's users can see:
 the active chain, the tip pointer, the UTXO set and the undo data; an invalid block
@@ -25,7 +25,7 @@ from minichain.core.validation import (
 )
 from minichain.params import COIN, MAX_MONEY
 from minichain.store import MemoryStore, StoreBatch, StoreMismatchError
-from minichain.store.chainstate import BlockStatus, ChainState
+from minichain.chainstate import BlockStatus, ChainState
 from minichain.store.leveldb import LevelDBStore
 from tests.chainbuilder import NOW, ChainBuilder
 

@@ -35,7 +35,7 @@ import pytest
 
 from minichain import params
 from minichain.store import MemoryStore
-from minichain.store.chainstate import ChainState
+from minichain.chainstate import ChainState
 from minichain.store.leveldb import LevelDBStore
 from tests.chainbuilder import NOW, ChainBuilder
 

@@ -23,7 +23,7 @@ from minichain.explorer import allowed_origin, events, url_for
 from minichain.explorer.tree import tree_window
 from minichain.node.api import make_api
 from minichain.node.node import Node, NodeConfig
-from minichain.store.chainstate import BlockStatus
+from minichain.chainstate import BlockStatus
 from tests.chainbuilder import NOW, ChainBuilder
 
 P = params.regtest

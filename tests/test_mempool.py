@@ -6,7 +6,7 @@ from minichain import params
 from minichain.core.keys import PrivateKey
 from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, sign_inputs
 from minichain.core.validation import Coin
-from minichain.node.mempool import Mempool, MempoolError
+from minichain.chainstate import Mempool, MempoolError
 
 P = params.regtest
 ALICE = PrivateKey.from_bytes(bytes(31) + b"\x01")

@@ -12,8 +12,8 @@ from minichain.core.pow import check_proof_of_work
 from minichain.core.validation import block_subsidy
 from minichain.mining.miner import NONCE_SPACE, Miner
 from minichain.mining.template import BlockTemplate, build_template
-from minichain.node.mempool import Mempool
-from minichain.store.chainstate import BlockStatus, ChainState
+from minichain.chainstate import Mempool
+from minichain.chainstate import BlockStatus, ChainState
 from minichain.store.memory import MemoryStore
 
 P = params.testnet

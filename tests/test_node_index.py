@@ -3,7 +3,7 @@
 from minichain import params
 from minichain.core.tx import OutPoint, TxOut
 from minichain.node.index import ChainIndex
-from minichain.store.chainstate import ChainState
+from minichain.chainstate import ChainState
 from minichain.store.memory import MemoryStore
 from tests.chainbuilder import NOW, ChainBuilder
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from minichain.core.block import BlockHeader
 from minichain.core.pow import block_work, retarget
@@ -396,3 +396,82 @@ class BlockTree:
             walk = walk.parent
         chain.reverse()
         self.active = chain
+
+
+# -- best-chain activation ---------------------------------------------------------------
+
+
+class Activated:
+    """What one :func:`activate_best_chain` call did to the active chain.
+
+    ``fork_height`` is the lowest height the active tip stood at during the call (the
+    last block both the old and the new chain share), or None if nothing changed.
+    ``invalid`` lists (entry, reason) for every block found invalid on the way.
+    """
+
+    __slots__ = ("fork_height", "disconnected", "connected", "invalid")
+
+    def __init__(self) -> None:
+        self.fork_height: int | None = None
+        self.disconnected = 0
+        self.connected = 0
+        self.invalid: list[tuple[IndexEntry, object]] = []
+
+    @property
+    def changed(self) -> bool:
+        return self.fork_height is not None
+
+    def __repr__(self) -> str:
+        return (f"Activated(fork_height={self.fork_height}, disconnected={self.disconnected}, "
+                f"connected={self.connected}, invalid={len(self.invalid)})")
+
+
+def activate_best_chain(
+    tree: BlockTree,
+    connect: Callable[[IndexEntry], object],
+    disconnect: Callable[[IndexEntry], None],
+    mark_invalid: Callable[[IndexEntry], object] | None = None,
+) -> Activated:
+    """Move the active tip to the best candidate (Bitcoin Core: ActivateBestChain).
+
+    While the most-work complete, not-invalid block is not the active tip: disconnect
+    the active blocks back to the fork point (``disconnect(tip)`` undoes the tip's
+    effects, then the tree drops it), and connect the new branch upwards
+    (``connect(entry)`` applies a block on top of the tip and returns None, or returns
+    the reason it is invalid; the tree then moves its tip). A block found invalid is
+    marked so with its descendants (``mark_invalid``, default ``tree.mark_invalid``;
+    the chain state's also persists the marks), and the loop chooses again among what
+    is left -- usually the chain it came from.
+
+    The node's chain state and the simulator's chain both run this loop; each passes
+    callbacks that do its own bookkeeping (a LevelDB batch with undo data, or a set of
+    spent coins).
+    """
+    done = Activated()
+    invalidate = tree.mark_invalid if mark_invalid is None else mark_invalid
+    while True:
+        best = tree.best_candidate()
+        active = tree.active
+        tip = active[-1]
+        if best is tip:
+            return done
+        if best.parent is tip:               # one block on top of the tip: the usual case
+            down: list[IndexEntry] = []
+            up = [best]
+        else:
+            down, up = tree.path(tip, best)
+            for entry in down:
+                disconnect(entry)
+                tree.disconnect_tip()
+            done.disconnected += len(down)
+        height = len(tree.active) - 1
+        if done.fork_height is None or height < done.fork_height:
+            done.fork_height = height
+        for entry in up:
+            reason = connect(entry)
+            if reason is not None:
+                invalidate(entry)
+                done.invalid.append((entry, reason))
+                break                        # choose again among what is left
+            tree.connect_tip(entry)
+            done.connected += 1

@@ -17,8 +17,8 @@ from minichain.core.tx import TxOut, make_coinbase
 from minichain.core.validation import block_subsidy
 
 if TYPE_CHECKING:
-    from minichain.node.mempool import Mempool
-    from minichain.store.chainstate import ChainState
+    from minichain.chainstate import Mempool
+    from minichain.chainstate import ChainState
 
 BLOCK_VERSION = 0x20000000        # Bitcoin: BIP 9 top bits, no deployments signalled
 COINBASE_RESERVE = 1_000          # bytes kept free for the header and the coinbase

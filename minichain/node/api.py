@@ -35,7 +35,7 @@ from aiohttp import web
 from minichain.core.encoding import DecodeError
 from minichain.core.keys import AddressError, decode_address, encode_address
 from minichain.core.tx import OutPoint, Transaction
-from minichain.node.mempool import MempoolError
+from minichain.chainstate import MempoolError
 
 if TYPE_CHECKING:
     from minichain.node.node import Node

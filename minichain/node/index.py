@@ -16,7 +16,7 @@ from minichain.core.hashing import hash160
 from minichain.core.tx import OutPoint, Transaction
 
 if TYPE_CHECKING:
-    from minichain.store.chainstate import Activation, ChainState
+    from minichain.chainstate import Activation, ChainState
 
 
 class ChainIndex:

@@ -38,10 +38,10 @@ from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import Transaction
 from minichain.node import messages as m
 from minichain.node.index import ChainIndex
-from minichain.node.mempool import Mempool, MempoolError
+from minichain.chainstate import Mempool, MempoolError
 from minichain.node.peer import BAN_SCORE, Peer
 from minichain.params import Params
-from minichain.store.chainstate import AcceptResult, BlockStatus, ChainState
+from minichain.chainstate import AcceptResult, BlockStatus, ChainState
 from minichain.store.interface import ChainStore
 
 log = logging.getLogger("minichain.node")

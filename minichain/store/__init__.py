@@ -1,5 +1,7 @@
-"""Persistence: one interface (interface.py), two stores (memory.py, leveldb.py), and the
-chain state that keeps the best valid chain and its UTXO set in a store (chainstate.py)."""
+"""Persistence only: one interface (interface.py), two stores (memory.py, leveldb.py).
+
+A store writes the batches it is given atomically and reads back what was written; it
+decides nothing. What to write, and when, is ``minichain.chainstate``'s business."""
 
 from minichain.store.interface import (
     ChainStore,

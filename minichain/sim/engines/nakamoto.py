@@ -43,7 +43,7 @@ from typing import Any, Hashable, Iterable, Sequence
 
 from minichain import params as chain_params
 from minichain.core.block import BlockHeader
-from minichain.core.chain import BlockTree, IndexEntry
+from minichain.core.chain import BlockTree, IndexEntry, activate_best_chain
 from minichain.core.hashing import merkle_root, sha256d
 from minichain.sim.engine import Action, Decide, Engine, NodeContext, Send, SetTimer
 
@@ -343,40 +343,23 @@ class NakamotoNode(Engine):
         return [Send(src, BlocksMsg(branch[:MAX_BLOCKS_PER_REPLY]))]
 
     def _update_tip(self, actions: list[Action]) -> None:
-        """Move the active chain to the fork choice's best candidate (Bitcoin: ActivateBestChain)."""
-        tree = self.tree
-        fork_height: int | None = None
-        disconnected = 0
-        while True:
-            best = tree.best_candidate()
-            tip = tree.active[-1]
-            if best is tip:
-                break
-            if best.parent is tip:
-                disconnect: list[IndexEntry] = []
-                connect = [best]
-            else:
-                disconnect, connect = tree.path(tip, best)
-            for _ in disconnect:
-                self._undo(tree.disconnect_tip())
-            disconnected += len(disconnect)
-            h = len(tree.active) - 1
-            if fork_height is None or h < fork_height:
-                fork_height = h
-            blocks = self.world.blocks
-            for entry in connect:
-                block = blocks[entry.hash]
-                if block.txs and not self._valid_on_tip(block):
-                    tree.mark_invalid(entry)       # and its descendants: try the next best
-                    break
-                tree.connect_tip(entry)
-                if block.txs:
-                    self._apply(block)
-        if fork_height is None:
+        """Move the active chain to the fork choice's best candidate: the node's own
+        ActivateBestChain loop (core.chain.activate_best_chain) with the simulated
+        payload's connect and disconnect."""
+        done = activate_best_chain(self.tree, self._connect, self._undo)
+        if done.fork_height is None:
             return
-        if disconnected:
-            self.reorgs.append((self.ctx.now, disconnected))
-        self._after_tip_change(fork_height, actions)
+        if done.disconnected:
+            self.reorgs.append((self.ctx.now, done.disconnected))
+        self._after_tip_change(done.fork_height, actions)
+
+    def _connect(self, entry: IndexEntry) -> str | None:
+        block = self.world.blocks[entry.hash]
+        if block.txs:
+            if not self._valid_on_tip(block):
+                return "bad-txns-inputs-missingorspent"   # marked invalid: try the next best
+            self._apply(block)
+        return None
 
     def _valid_on_tip(self, block: SimBlock) -> bool:
         coins: set[str] = set()

@@ -34,8 +34,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from minichain.core.block import Block, BlockHeader
-from minichain.core.chain import BlockTree, IndexEntry, Status
+from minichain.core.chain import BlockTree, IndexEntry, Status, activate_best_chain
 from minichain.core.genesis import genesis_block
+from minichain.core.orphans import DEFAULT_MAX_ORPHANS, OrphanPool
 from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import OutPoint, Transaction
 from minichain.core.validation import (
@@ -56,9 +57,6 @@ from minichain.params import Params
 from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreMismatchError
 
 STORE_FORMAT = b"minichain-store-1"
-# Bitcoin had MAX_ORPHAN_BLOCKS = 750 before headers-first sync; our blocks are small and
-# a node asks its peers for missing parents, so a smaller pool does.
-DEFAULT_MAX_ORPHANS = 100
 RECENT_BLOCKS = 64  # blocks kept decoded in memory, so a block just received is not re-read
 
 
@@ -183,8 +181,7 @@ class ChainState:
         self.checker = checker if checker is not None else SignatureChecker(sigcache)
         self.max_orphans = max_orphans
         self.genesis = genesis_block(params)
-        self._orphans: dict[bytes, Block] = {}  # insertion order = arrival order
-        self._orphans_by_prev: dict[bytes, list[bytes]] = {}
+        self.orphans = OrphanPool(max_orphans)
         self._recent: dict[bytes, Block] = {}
         self._events: list[BlockEvent] = []  # side effects of the current call, for its result
         tip = store.get_tip()
@@ -250,10 +247,10 @@ class ChainState:
         return dict(self.store.iter_coins())
 
     def orphan_count(self) -> int:
-        return len(self._orphans)
+        return len(self.orphans)
 
     def has_orphan(self, block_hash: bytes) -> bool:
-        return block_hash in self._orphans
+        return block_hash in self.orphans
 
     # -- headers
 
@@ -296,7 +293,7 @@ class ChainState:
         """Take a block from anywhere, store it if it may be valid, and follow the best chain."""
         h = block.hash
         self._events = []
-        if h in self._orphans:
+        if h in self.orphans:
             return self._result(h, BlockStatus.DUPLICATE, message="already in the orphan pool")
         entry = self.tree.get(h)
         if entry is not None and entry.status.failed:
@@ -308,7 +305,7 @@ class ChainState:
                 check_block(block, self.params)  # no junk in the pool: proof of work and Merkle root hold
             except ValidationError as e:
                 return self._result(h, BlockStatus.INVALID, e.reason, e.message)
-            self._add_orphan(block)
+            self.orphans.add(block)
             return self._result(h, BlockStatus.ORPHAN, message="parent unknown; kept in the orphan pool")
 
         try:
@@ -319,15 +316,14 @@ class ChainState:
         # Orphans waiting for this block (and for them, recursively) can now be stored.
         queue = [h]
         while queue:
-            for child_hash in self._orphans_by_prev.pop(queue.pop(), []):
-                child = self._orphans.pop(child_hash)
+            for child in self.orphans.pop_children(queue.pop()):
                 try:
                     self._store_block(child, now)
                 except ValidationError as e:
-                    self._events.append(BlockEvent(child_hash, BlockStatus.INVALID, e.reason, e.message))
+                    self._events.append(BlockEvent(child.hash, BlockStatus.INVALID, e.reason, e.message))
                     continue
-                stored.append(child_hash)
-                queue.append(child_hash)
+                stored.append(child.hash)
+                queue.append(child.hash)
 
         activation = self.activate_best_chain()
         reasons = {bh: err for bh, err in activation.invalid}
@@ -388,20 +384,6 @@ class ChainState:
         self._remember(block)
         return entry
 
-    def _add_orphan(self, block: Block) -> None:
-        while len(self._orphans) >= self.max_orphans:
-            oldest = next(iter(self._orphans))
-            self._drop_orphan(oldest)
-        self._orphans[block.hash] = block
-        self._orphans_by_prev.setdefault(block.header.prev_hash, []).append(block.hash)
-
-    def _drop_orphan(self, block_hash: bytes) -> None:
-        block = self._orphans.pop(block_hash)
-        siblings = self._orphans_by_prev.get(block.header.prev_hash, [])
-        siblings.remove(block_hash)
-        if not siblings:
-            self._orphans_by_prev.pop(block.header.prev_hash, None)
-
     def _remember(self, block: Block) -> None:
         self._recent[block.hash] = block
         while len(self._recent) > RECENT_BLOCKS:
@@ -427,33 +409,33 @@ class ChainState:
             if e.status.failed:
                 queue.append(e.hash)
         while queue:
-            for child_hash in self._orphans_by_prev.pop(queue.pop(), []):
-                child = self._orphans.pop(child_hash)
+            for child in self.orphans.pop_children(queue.pop()):
                 child_entry = self.tree.add_header(child.header)
-                batch.put_index(child_hash, self._row(child_entry))
-                self._events.append(BlockEvent(child_hash, BlockStatus.INVALID, "bad-prevblk", "descends from an invalid block"))
-                queue.append(child_hash)
+                batch.put_index(child.hash, self._row(child_entry))
+                self._events.append(BlockEvent(child.hash, BlockStatus.INVALID, "bad-prevblk", "descends from an invalid block"))
+                queue.append(child.hash)
         self.store.write(batch)
 
     # -- the best chain
 
     def activate_best_chain(self) -> Activation:
-        """Bitcoin: ActivateBestChain. Move the active tip to the best valid candidate."""
+        """Bitcoin: ActivateBestChain. Move the active tip to the best valid candidate.
+
+        The loop is ``core.chain.activate_best_chain`` (the simulator runs the same one);
+        here each connect and disconnect is one store batch."""
         act = Activation()
-        while True:
-            best = self.tree.best_candidate()
-            if best is self.tree.tip:
-                return act
-            disconnect, connect = self.tree.path(self.tree.tip, best)
-            for _ in disconnect:
-                self._disconnect_tip(act)
-            for entry in connect:
-                try:
-                    self._connect_tip(entry, act)
-                except ValidationError as e:
-                    self._mark_invalid(entry)
-                    act.invalid.append((entry.hash, e))
-                    break  # choose again among what is left
+
+        def connect(entry: IndexEntry) -> ValidationError | None:
+            try:
+                self._connect_tip(entry, act)
+            except ValidationError as e:
+                return e
+            return None
+
+        done = activate_best_chain(self.tree, connect, lambda entry: self._disconnect_tip(entry, act),
+                                   self._mark_invalid)
+        act.invalid.extend((entry.hash, err) for entry, err in done.invalid)
+        return act
 
     def _load_block(self, entry: IndexEntry) -> Block:
         block = self.get_block(entry.hash)
@@ -462,7 +444,8 @@ class ChainState:
         return block
 
     def _connect_tip(self, entry: IndexEntry, act: Activation) -> None:
-        """Bitcoin: ConnectTip. Validate against the UTXO set; one batch; then the tree."""
+        """Bitcoin: ConnectTip. Validate against the UTXO set; one batch (the caller then
+        moves the tree's tip)."""
         block = self._load_block(entry)
         assert entry.parent is self.tree.tip
         # Core's ConnectBlock runs CheckBlock again in case an older version let a bad block in.
@@ -476,13 +459,12 @@ class ChainState:
         batch.put_index(entry.hash, IndexRow(entry.header, Status.VALID, True, entry.sequence))
         batch.set_tip(entry.hash)
         self.store.write(batch)
-        self.tree.connect_tip(entry)
         act.connected.append(block)
 
-    def _disconnect_tip(self, act: Activation) -> None:
-        """Bitcoin: DisconnectTip. Restore the spent coins from the undo data; one batch."""
-        entry = self.tree.tip
-        assert entry.parent is not None
+    def _disconnect_tip(self, entry: IndexEntry, act: Activation) -> None:
+        """Bitcoin: DisconnectTip. Restore the spent coins from the undo data; one batch
+        (the caller then drops the tree's tip)."""
+        assert entry is self.tree.tip and entry.parent is not None
         block = self._load_block(entry)
         raw = self.store.get_undo(entry.hash)
         if raw is None:
@@ -494,7 +476,6 @@ class ChainState:
         batch.delete_undo(entry.hash)
         batch.set_tip(entry.parent.hash)
         self.store.write(batch)
-        self.tree.disconnect_tip()
         act.disconnected.append(block)
 
     # -- consistency
