@@ -49,75 +49,17 @@ are left out of the safety checks (conflicting commits are judged among honest n
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Hashable, Union
+from typing import Any, Callable, Hashable
+
+from minichain.core.actions import Action, Broadcast, CancelTimer, Decide, Send, SetTimer
+
+__all__ = ["CLIENT", "Action", "Broadcast", "CancelTimer", "Decide", "Engine", "EngineFactory", "NodeContext",
+           "Send", "SetTimer"]
 
 
 CLIENT = -1  # the ``src`` of messages injected from outside the protocol
 
 
-class _Action:
-    """Base of the actions: small values compared and hashed by their fields.
-
-    Plain ``__slots__`` classes rather than frozen dataclasses: a large Nakamoto run
-    builds millions of Sends and Decides, and a frozen dataclass's ``__init__`` costs
-    one ``object.__setattr__`` per field. Treat them as immutable all the same.
-    """
-
-    __slots__ = ()
-
-    def _fields(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._fields() == other._fields()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, *self._fields()))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
-
-
-class Send(_Action):
-    __slots__ = ("dst", "msg")
-
-    def __init__(self, dst: int, msg: Any) -> None:
-        self.dst = dst
-        self.msg = msg
-
-
-class Broadcast(_Action):
-    __slots__ = ("msg", "include_self")
-
-    def __init__(self, msg: Any, include_self: bool = False) -> None:
-        self.msg = msg
-        self.include_self = include_self
-
-
-class SetTimer(_Action):
-    __slots__ = ("name", "delay")
-
-    def __init__(self, name: Hashable, delay: float) -> None:
-        self.name = name
-        self.delay = delay
-
-
-class CancelTimer(_Action):
-    __slots__ = ("name",)
-
-    def __init__(self, name: Hashable) -> None:
-        self.name = name
-
-
-class Decide(_Action):
-    __slots__ = ("slot", "value")
-
-    def __init__(self, slot: int, value: Any) -> None:
-        self.slot = slot
-        self.value = value
-
-
-Action = Union[Send, Broadcast, SetTimer, CancelTimer, Decide]
 
 
 class NodeContext:
@@ -128,18 +70,18 @@ class NodeContext:
     holds the host itself, so an engine cannot reach past its interface.
     """
 
-    __slots__ = ("node_id", "n", "rng", "_clock")
+    __slots__ = ("node_id", "n", "rng", "clock")
 
     def __init__(self, node_id: int, n: int, rng: random.Random, clock: Callable[[], float]) -> None:
         self.node_id = node_id
         self.n = n
         self.rng = rng
-        self._clock = clock
+        self.clock = clock          # a host may replace it (the simulator does when a clock is skewed)
 
     @property
     def now(self) -> float:
         """This node's local clock (in the simulator: virtual time plus its skew)."""
-        return self._clock()
+        return self.clock()
 
     @property
     def others(self) -> list[int]:

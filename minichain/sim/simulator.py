@@ -70,7 +70,8 @@ class Simulation:
         self.timers_fired = 0
         self.decisions = DecisionLog(n)
         # Each node's own random stream, seeded from the run's generator in node order.
-        self.contexts = [NodeContext(i, n, random.Random(self.rng.getrandbits(64)), functools.partial(self.local_time, i))
+        # Every node reads the virtual clock itself until its clock is skewed (set_clock).
+        self.contexts = [NodeContext(i, n, random.Random(self.rng.getrandbits(64)), self._virtual_time)
                          for i in range(n)]
         self.engines: list[Engine] = [engine_factory(ctx) for ctx in self.contexts]
 
@@ -86,6 +87,10 @@ class Simulation:
             raise ValueError("drift must be > -1 (a clock cannot stop or run backwards)")
         self._clock_offset[node] = offset
         self._clock_drift[node] = drift
+        self.contexts[node].clock = functools.partial(self.local_time, node)
+
+    def _virtual_time(self) -> float:
+        return self.now
 
     def local_time(self, node: int) -> float:
         return self._clock_offset[node] + (1.0 + self._clock_drift[node]) * self.now
