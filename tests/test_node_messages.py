@@ -1,7 +1,9 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
+from minichain.core.block import Block, BlockHeader
 from minichain.core.encoding import DecodeError
+from minichain.core.tx import TxOut, make_coinbase
 from minichain.node import messages as m
 from tests.test_block import blocks, headers
 from tests.test_tx import transactions
@@ -89,3 +91,24 @@ def test_invalid_utf8_text_is_a_decode_error():
     frame = Writer().u8(m.Reject.TYPE).var_bytes(b"\xff\xfe").getvalue()
     with pytest.raises(DecodeError, match="UTF-8"):
         m.decode(frame)
+
+
+# -- sizes without encoding (the simulator charges messages by size) ---------------------------
+
+
+@given(st.lists(st.tuples(st.sampled_from([m.INV_TX, m.INV_BLOCK]), st.binary(min_size=32, max_size=32)),
+                max_size=m.MAX_INV_ITEMS),
+       st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=m.MAX_LOCATOR),
+       st.text(max_size=60), st.integers(0, 300))
+@settings(max_examples=60, deadline=None)
+def test_every_message_knows_its_encoded_size(items, locator, text, n_headers):
+    header = BlockHeader(1, b"\x01" * 32, b"\x02" * 32, 5, 0x207FFFFF, 7)
+    cb = make_coinbase(1, [TxOut(50, b"\x03" * 20)])
+    msgs = [
+        m.Version(1, b"\x00" * 32, 5, text[:40], 8333, 9), m.Verack(), m.Ping(3), m.Pong(4),
+        m.Inv(items), m.GetData(items), m.NotFound(items), m.GetHeaders(locator, b"\x09" * 32),
+        m.Headers([header] * n_headers), m.BlockMessage(Block(header, (cb,))), m.TxMessage(cb),
+        m.GetAddr(), m.Addr([(text[:30] or "h", 1), ("127.0.0.1", 65535)]), m.Reject(text[:50]),
+    ]
+    for msg in msgs:
+        assert msg.size == len(m.encode(msg)), msg.NAME

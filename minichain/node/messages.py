@@ -52,6 +52,15 @@ class Message:
     def read(cls, r: Reader) -> "Message":
         return cls()
 
+    @property
+    def size(self) -> int:
+        """Bytes of the frame, computed without encoding it (the simulator's network
+        charges messages by size; ``encode`` gives the same length)."""
+        return 1 + self._payload_size()
+
+    def _payload_size(self) -> int:
+        return 0
+
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and all(
             getattr(self, s) == getattr(other, s) for s in self.__slots__
@@ -81,6 +90,11 @@ def register(cls: type[Message]) -> type[Message]:
         raise ValueError(f"message type {cls.TYPE} registered twice")
     REGISTRY[cls.TYPE] = cls
     return cls
+
+
+def _compact_size_len(n: int) -> int:
+    """Bytes of Bitcoin's CompactSize encoding of ``n``."""
+    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5 if n <= 0xFFFFFFFF else 9
 
 
 def _read_text(r: Reader) -> str:
@@ -115,6 +129,10 @@ class Version(Message):
         self.listen_port = listen_port
         self.nonce = nonce
 
+    def _payload_size(self) -> int:
+        ua = len(self.user_agent.encode("utf-8"))
+        return 4 + 32 + 4 + _compact_size_len(ua) + ua + 2 + 8
+
     def write(self, w: Writer) -> None:
         w.u32(self.version).hash32(self.genesis).u32(self.best_height)
         _write_text(w, self.user_agent)
@@ -137,6 +155,9 @@ class _Nonce(Message):
 
     def __init__(self, nonce: int) -> None:
         self.nonce = nonce
+
+    def _payload_size(self) -> int:
+        return 8
 
     def write(self, w: Writer) -> None:
         w.u64(self.nonce)
@@ -169,6 +190,11 @@ class _InvList(Message):
         if len(items) > MAX_INV_ITEMS:
             raise ValueError(f"more than {MAX_INV_ITEMS} inventory items")
         self.items = list(items)
+
+    @property
+    def size(self) -> int:   # inline (one frame): the simulator asks for every message's size
+        n = len(self.items)
+        return (2 if n < 0xFD else 4) + 33 * n          # n <= MAX_INV_ITEMS < 0x10000
 
     def write(self, w: Writer) -> None:
         w.compact_size(len(self.items))
@@ -225,6 +251,9 @@ class GetHeaders(Message):
         self.locator = list(locator)
         self.stop = stop
 
+    def _payload_size(self) -> int:
+        return _compact_size_len(len(self.locator)) + 32 * len(self.locator) + 32
+
     def write(self, w: Writer) -> None:
         w.compact_size(len(self.locator))
         for h in self.locator:
@@ -248,6 +277,11 @@ class Headers(Message):
             raise ValueError(f"more than {MAX_HEADERS} headers")
         self.headers = list(headers)
 
+    @property
+    def size(self) -> int:
+        n = len(self.headers)
+        return (2 if n < 0xFD else 4) + 80 * n          # n <= MAX_HEADERS < 0x10000
+
     def write(self, w: Writer) -> None:
         w.compact_size(len(self.headers))
         for h in self.headers:
@@ -267,6 +301,10 @@ class BlockMessage(Message):
     def __init__(self, block: Block) -> None:
         self.block = block
 
+    @property
+    def size(self) -> int:
+        return 1 + self.block.size
+
     def write(self, w: Writer) -> None:
         self.block.write(w)
 
@@ -283,6 +321,10 @@ class TxMessage(Message):
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
+
+    @property
+    def size(self) -> int:
+        return 1 + self.tx.size
 
     def write(self, w: Writer) -> None:
         self.tx.write(w)
@@ -312,6 +354,10 @@ class Addr(Message):
             raise ValueError(f"more than {MAX_ADDRS} addresses")
         self.addrs = [(h, p) for h, p in addrs]
 
+    def _payload_size(self) -> int:
+        hosts = [len(h.encode("utf-8")) for h, _ in self.addrs]
+        return _compact_size_len(len(self.addrs)) + sum(_compact_size_len(n) + n + 2 for n in hosts)
+
     def write(self, w: Writer) -> None:
         w.compact_size(len(self.addrs))
         for host, port in self.addrs:
@@ -333,6 +379,10 @@ class Reject(Message):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason[:MAX_TEXT]
+
+    def _payload_size(self) -> int:
+        n = len(self.reason.encode("utf-8"))
+        return _compact_size_len(n) + n
 
     def write(self, w: Writer) -> None:
         _write_text(w, self.reason)

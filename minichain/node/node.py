@@ -1,20 +1,17 @@
-"""The node: chain state, mempool, peers, sync and relay, on one asyncio event loop.
+"""The node's IO shell: sockets, tasks, timers, the API and the miner, on one asyncio loop.
+
+What a node *decides* about its peers -- handshake, sync, relay, stalls, orphans,
+addresses, misbehaviour and bans -- is the sans-IO :class:`~minichain.node.protocol.PeerProtocol`
+(the simulator runs the same object). This module feeds it: a decoded frame from a
+socket with the wall-clock time, a link that opened or closed, a tick every second, a
+block our miner found; and it carries out what comes back -- send a frame, close a
+link, dial an address -- and logs the reports.
 
 Everything that changes the chain or the mempool runs on the event loop thread, one
 message at a time, so the chain state needs no lock. Mining threads only hash; a block
 they find is handed back to the loop (``call_soon_threadsafe``) and enters through the
-same door as a block from a peer.
-
-Protocol, in Bitcoin's terms:
-  handshake   version -> version + verack; another network (genesis) is refused
-  sync        headers first: getheaders(locator) -> headers (<= 2000) -> getdata(blocks),
-              at most ``MAX_IN_FLIGHT`` blocks in flight per peer, re-asked elsewhere
-              after ``BLOCK_TIMEOUT``
-  relay       inv(hash) to every ready peer not known to have it; they getdata what they
-              lack, so a block's bytes cross each link about once
-  addresses   getaddr -> addr; learned listen addresses feed the outbound connector
-  misbehaviour  invalid block or header: 100; malformed or oversize frame: 100;
-              unsolicited blocks: 10 each; at 100 the peer is dropped and banned
+same door as a block from a peer. The chain state writes a block before the protocol's
+announcements of it are sent (persist, then speak).
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -36,22 +33,29 @@ from minichain.core.block import Block
 from minichain.core.encoding import DecodeError
 from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import Transaction
+from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
 from minichain.node import messages as m
+from minichain.node.backend import NodeChain
 from minichain.node.index import ChainIndex
-from minichain.chainstate import Mempool, MempoolError
-from minichain.node.peer import BAN_SCORE, Peer
+from minichain.node.peer import Peer
+from minichain.node.protocol import (
+    DEFAULT_BAN_SECONDS,
+    Dial,
+    Disconnect,
+    Misbehaved,
+    Misbehavior,
+    PeerProtocol,
+    PeerReady,
+    ProtocolConfig,
+    Send,
+)
 from minichain.params import Params
-from minichain.chainstate import AcceptResult, BlockStatus, ChainState
 from minichain.store.interface import ChainStore
 
 log = logging.getLogger("minichain.node")
 
 USER_AGENT = f"/minichain:{__version__}/"
-MAX_IN_FLIGHT = 16            # Bitcoin: MAX_BLOCKS_IN_TRANSIT_PER_PEER
-BLOCK_TIMEOUT = 20.0          # seconds before a requested block is asked of another peer
-HANDSHAKE_TIMEOUT = 10.0
-UNSOLICITED_BLOCK_SCORE = 10
-DEFAULT_BAN_SECONDS = 24 * 60 * 60  # Bitcoin: DEFAULT_MISBEHAVING_BANTIME
+TICK = 1.0                    # seconds between the protocol's ticks
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 P2P_PATH = "/p2p"
 MAX_ARRIVALS = 2000           # block first-arrival times kept for /api/arrivals
@@ -104,12 +108,15 @@ class Node:
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
         self.index = ChainIndex(self.chain)
-        self.peers: list[Peer] = []
-        self.addresses: dict[tuple[str, int], float] = {}   # known listen addresses -> last seen
-        self.bans: dict[tuple[str, int] | str, float] = {}
-        self.denied: set[tuple[str, int]] = set()          # testnet partitions: refuse these
-        self.nonce = random.getrandbits(64)
-        self.in_flight: dict[bytes, Peer] = {}
+        self.backend = NodeChain(self.chain, self.mempool, index=self.index,
+                                 on_block=self._block_accepted, on_tx=self._tx_admitted)
+        self.protocol = PeerProtocol(
+            self.backend, genesis_hash=self.chain.genesis.hash, nonce=random.getrandbits(64),
+            user_agent=USER_AGENT, network=self.params.name, connect=config.connect,
+            config=ProtocolConfig(ban_seconds=config.ban_seconds, discover=config.discover,
+                                  max_outbound=config.max_outbound),
+        )
+        self.peers: list[Peer] = []          # open links (the protocol keeps their state)
         self.listen_port = 0
         self.api_port = 0
         self.started = time.time()
@@ -127,6 +134,21 @@ class Node:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._extra_nonce = 0
+        self._source: Peer | None = None     # the peer whose message is being handled
+
+    # -- what the protocol holds, for the API ---------------------------------------------------
+
+    @property
+    def addresses(self) -> dict[tuple[str, int], float]:
+        return self.protocol.addresses
+
+    @property
+    def bans(self) -> dict[tuple[str, int] | str, float]:
+        return self.protocol.bans
+
+    @property
+    def denied(self) -> set[tuple[str, int]]:
+        return self.protocol.denied
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -140,6 +162,8 @@ class Node:
         await site.start()
         self._runners.append(runner)
         self.listen_port = _bound_port(runner)
+        self.protocol.listen_port = self.listen_port
+        self.protocol.self_addr = (self.config.listen[0], self.listen_port)
         if self.config.api is not None:
             from minichain.node.api import make_api
 
@@ -151,7 +175,7 @@ class Node:
         log.info("node %s on %s: p2p %s:%d, api %s, height %d", USER_AGENT, self.params.name,
                  self.config.listen[0], self.listen_port,
                  f"{self.config.api[0]}:{self.api_port}" if self.config.api else "off", self.chain.height)
-        for addr in self.config.connect:
+        for addr in list(self.protocol.connect):
             self._spawn(self._keep_connected(addr))
         self._spawn(self._housekeeping())
         if self.config.mine:
@@ -198,43 +222,42 @@ class Node:
             except Exception:  # a broken listener must not break the node
                 log.exception("event listener failed")
 
+    # -- carrying out the protocol's effects ----------------------------------------------------
+
+    def _execute(self, effects: Iterable[Any]) -> None:
+        for effect in effects:
+            cls = effect.__class__
+            if cls is Send:
+                msg = effect.msg
+                if msg.__class__ is m.Headers:
+                    self.blocks_announced += len(msg.headers)
+                elif msg.__class__ is m.Inv and msg.items[0][0] == m.INV_BLOCK:
+                    self.blocks_announced += 1
+                effect.dst.send(msg)
+            elif cls is Disconnect:
+                effect.peer.close(effect.reason)
+            elif cls is Misbehaved:
+                log.warning("peer %s misbehaved (%s, +%d = %d): %s%s", effect.peer.name, effect.reason.code,
+                            effect.reason.score, effect.score, effect.detail, "; banned" if effect.banned else "")
+            elif cls is PeerReady:
+                peer = effect.peer
+                version = peer.state.version
+                log.info("peer %s connected (%s, height %d, %s)", peer.name, "inbound" if peer.inbound else "outbound",
+                         version.best_height, version.user_agent)
+                self._emit("peer", {"address": peer.name, "connected": True})
+            elif cls is Dial:
+                if not self._stopping.is_set():
+                    self._spawn(self._keep_connected(effect.addr))
+            else:
+                raise TypeError(f"unknown protocol effect {effect!r}")
+
     # -- connections --------------------------------------------------------------------------
 
-    def _ban_key(self, host: str, port: int | None) -> tuple[str, int] | str:
-        # On one machine every peer is 127.0.0.1: ban the peer's listen address there,
-        # and the whole host elsewhere (as Bitcoin bans an IP).
-        if host.startswith("127.") or host in ("::1", "localhost"):
-            return (host, port or 0)
-        return host
-
     def is_banned(self, host: str, port: int | None) -> bool:
-        key = self._ban_key(host, port)
-        until = self.bans.get(key)
-        if until is None:
-            return False
-        if until < time.time():
-            del self.bans[key]
-            return False
-        return True
+        return self.protocol.is_banned(host, port, time.time())
 
     def ban(self, host: str, port: int | None, seconds: float | None = None) -> None:
-        self.bans[self._ban_key(host, port)] = time.time() + (self.config.ban_seconds if seconds is None else seconds)
-        for peer in list(self.peers):
-            addr = peer.listen_addr
-            if self._ban_key(peer.host, addr[1] if addr else peer.port) == self._ban_key(host, port):
-                peer.close("banned")
-
-    def misbehave(self, peer: Peer, score: int, reason: str) -> None:
-        peer.score += score
-        log.warning("peer %s misbehaved (+%d = %d): %s", peer.name, score, peer.score, reason)
-        if peer.score >= BAN_SCORE:
-            addr = peer.listen_addr
-            self.ban(peer.host, addr[1] if addr else peer.port)
-            self._reject(peer, f"banned: {reason}")
-
-    def _reject(self, peer: Peer, reason: str) -> None:
-        peer.send(m.Reject(reason))
-        peer.close(reason)
+        self._execute(self.protocol.ban(host, port, time.time(), seconds))
 
     async def _accept_ws(self, request: web.Request) -> web.StreamResponse:
         host, port = request.transport.get_extra_info("peername")[:2] if request.transport else ("?", 0)
@@ -264,10 +287,12 @@ class Node:
         return peer
 
     async def _keep_connected(self, addr: tuple[str, int]) -> None:
-        """Keep one outbound link to ``addr``, reconnecting with exponential backoff."""
+        """Keep one outbound link to ``addr`` while it is wanted, reconnecting with
+        exponential backoff."""
         delay = RECONNECT_MIN
-        while not self._stopping.is_set():
-            if addr in self.denied or self.is_banned(*addr) or self._connected_to(addr):
+        protocol = self.protocol
+        while not self._stopping.is_set() and addr in protocol.connect:
+            if addr in protocol.denied or self.is_banned(*addr) or protocol.connected_to(addr):
                 await asyncio.sleep(1.0)
                 continue
             began = time.monotonic()
@@ -277,309 +302,105 @@ class Node:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, RECONNECT_MAX)
 
-    def _connected_to(self, addr: tuple[str, int]) -> bool:
-        return any(p.listen_addr == addr and not p.closed for p in self.peers)
-
     def add_peer(self, addr: tuple[str, int]) -> None:
-        if addr not in self.config.connect:
-            self.config.connect.append(addr)
+        if self.protocol.add_outbound(addr):
             self._spawn(self._keep_connected(addr))
 
     def remove_peer(self, addr: tuple[str, int]) -> None:
-        if addr in self.config.connect:
-            self.config.connect.remove(addr)
-        for peer in list(self.peers):
-            if peer.listen_addr == addr:
-                peer.close("removed by operator")
+        self._execute(self.protocol.remove_outbound(addr))
 
     def set_denied(self, addrs: set[tuple[str, int]]) -> None:
         """Refuse links to and from ``addrs`` (and drop the current ones): a partition."""
-        self.denied = set(addrs)
-        for peer in list(self.peers):
-            if peer.listen_addr in self.denied:
-                self._reject(peer, "partitioned")
+        self._execute(self.protocol.set_denied(addrs))
 
     async def _run_peer(self, peer: Peer) -> None:
-        peer.connected_at = time.time()
+        now = time.time()
+        peer.connected_at = now
         peer.start_writer()
         self.peers.append(peer)
-        if not peer.inbound:
-            self._send_version(peer)
+        effects = self.protocol.connected(peer, inbound=peer.inbound, host=peer.host, port=peer.port,
+                                          dialled=peer.dialled, now=now)
+        peer.state = self.protocol.peers[peer]
+        self._execute(effects)
         try:
             await self._read_loop(peer)
         except Exception:  # a bug triggered by one peer must not take the node down
             log.exception("error while serving peer %s", peer.name)
             peer.close("internal error")
         finally:
+            was_ready = peer.state.ready
             peer.close(peer.close_reason or "disconnected")
             if peer in self.peers:
                 self.peers.remove(peer)
-            for h, p in list(self.in_flight.items()):
-                if p is peer:
-                    del self.in_flight[h]
-            if peer.ready:
+            self._execute(self.protocol.disconnected(peer, time.time()))
+            if was_ready or peer.state.version is not None:
                 log.info("peer %s disconnected: %s", peer.name, peer.close_reason)
                 self._emit("peer", {"address": peer.name, "connected": False})
-                self._request_blocks_from_all()
             await peer.wait_closed()
 
     async def _read_loop(self, peer: Peer) -> None:
         ws = peer.ws
-        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        protocol = self.protocol
         while not peer.closed:
-            timeout = None if peer.ready else max(0.1, deadline - time.monotonic())
-            try:
-                msg = await asyncio.wait_for(ws.receive(), timeout=timeout)
-            except asyncio.TimeoutError:
-                self._reject(peer, "handshake timed out")
-                return
+            msg = await ws.receive()
+            if peer.closed:
+                return                      # what arrives after we closed the link is not read
             if msg.type == aiohttp.WSMsgType.BINARY:
                 peer.bytes_in += len(msg.data)
                 try:
                     decoded = m.decode(msg.data)
                 except DecodeError as exc:
-                    self.misbehave(peer, 100, f"malformed frame: {exc}")
+                    self._execute(protocol.misbehaving(peer, Misbehavior.MALFORMED_MESSAGE,
+                                                       f"malformed frame: {exc}", time.time()))
                     continue
-                self._dispatch(peer, decoded)
+                if decoded.__class__ is m.BlockMessage:
+                    self.blocks_received += 1
+                    self.block_bytes_received += len(msg.data) - 1
+                self._source = peer
+                try:
+                    self._execute(protocol.receive(peer, decoded, time.time()))
+                finally:
+                    self._source = None
             elif msg.type == aiohttp.WSMsgType.TEXT:
-                self.misbehave(peer, 100, "text frame on a binary protocol")
+                self._execute(protocol.misbehaving(peer, Misbehavior.TEXT_FRAME, "text frame on a binary protocol",
+                                                   time.time()))
             elif msg.type == aiohttp.WSMsgType.ERROR:
                 exc = ws.exception()
                 text = str(exc) if exc else "websocket error"
                 if "size" in text.lower() or "too big" in text.lower() or "exceeds" in text.lower():
-                    self.misbehave(peer, 100, f"oversize frame: {text}")
+                    reason = Misbehavior.OVERSIZE_MESSAGE
                 else:
-                    self.misbehave(peer, 100, f"bad websocket stream: {text}")
+                    reason = Misbehavior.BAD_STREAM
+                self._execute(protocol.misbehaving(peer, reason, text, time.time()))
                 return
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return
 
-    # -- dispatch -----------------------------------------------------------------------------
+    # -- blocks and transactions ----------------------------------------------------------------
 
-    def _dispatch(self, peer: Peer, msg: m.Message) -> None:
-        if not peer.ready and not isinstance(msg, (m.Version, m.Verack, m.Reject)):
-            self.misbehave(peer, 100, f"{msg.NAME} before the handshake")
-            return
-        handler = self._handlers.get(type(msg))
-        if handler is not None:
-            handler(self, peer, msg)
+    def process_block(self, block: Block) -> AcceptResult:
+        """A block of our own (mined, generated, or handed in by a test): the chain state
+        takes it (and persists it), then the protocol announces a new tip."""
+        result, effects = self.protocol.local_block(block, time.time())
+        self._execute(effects)
+        return result
 
-    def _send_version(self, peer: Peer) -> None:
-        peer.send(m.Version(m.PROTOCOL_VERSION, self.chain.genesis.hash, self.chain.height,
-                            USER_AGENT, self.listen_port, self.nonce))
-
-    def _on_version(self, peer: Peer, msg: m.Version) -> None:
-        if peer.version is not None:
-            self.misbehave(peer, 100, "second version message")
-            return
-        if msg.genesis != self.chain.genesis.hash:
-            self._reject(peer, f"wrong network: we run {self.params.name} (genesis "
-                               f"{self.chain.genesis.hash[::-1].hex()[:16]}...), you do not")
-            return
-        if msg.nonce == self.nonce:
-            self._reject(peer, "connected to self")
-            return
-        if msg.version < 1:
-            self._reject(peer, f"protocol version {msg.version} is too old")
-            return
-        peer.version = msg
-        addr = peer.listen_addr
-        if addr is not None and (addr in self.denied or self.is_banned(peer.host, addr[1])):
-            self._reject(peer, "partitioned" if addr in self.denied else "banned")
-            return
-        if any(p is not peer and p.ready and p.version and p.version.nonce == msg.nonce for p in self.peers):
-            self._reject(peer, "already connected")
-            return
-        if peer.inbound:
-            self._send_version(peer)
-        peer.send(m.Verack())
-        self._maybe_ready(peer)
-
-    def _on_verack(self, peer: Peer, msg: m.Verack) -> None:
-        peer.verack = True
-        self._maybe_ready(peer)
-
-    def _maybe_ready(self, peer: Peer) -> None:
-        if not peer.ready:
-            return
-        addr = peer.listen_addr
-        if addr is not None:
-            self.addresses[addr] = time.time()
-        log.info("peer %s connected (%s, height %d, %s)", peer.name,
-                 "inbound" if peer.inbound else "outbound", peer.best_height, peer.version.user_agent)
-        self._emit("peer", {"address": peer.name, "connected": True})
-        peer.send(m.GetHeaders(self.chain.tree.locator(self.chain.tree.best_header)))
-        peer.send(m.GetAddr())
-
-    def _on_reject(self, peer: Peer, msg: m.Reject) -> None:
-        log.warning("peer %s rejected us: %s", peer.name, msg.reason)
-        peer.close(f"rejected by peer: {msg.reason}")
-
-    def _on_ping(self, peer: Peer, msg: m.Ping) -> None:
-        peer.send(m.Pong(msg.nonce))
-
-    def _on_pong(self, peer: Peer, msg: m.Pong) -> None:
-        pass
-
-    def _on_getaddr(self, peer: Peer, msg: m.GetAddr) -> None:
-        addrs = [a for a in self.addresses if a != peer.listen_addr][: m.MAX_ADDRS]
-        if self.listen_port:
-            addrs = addrs[: m.MAX_ADDRS - 1]
-        peer.send(m.Addr(addrs))
-
-    def _on_addr(self, peer: Peer, msg: m.Addr) -> None:
-        now = time.time()
-        for addr in msg.addrs:
-            if len(self.addresses) >= 5000:
-                break
-            self.addresses.setdefault(addr, now)
-        if self.config.discover and not self._stopping.is_set():
-            self._dial_more()
-
-    def _dial_more(self) -> None:
-        outbound = {p.listen_addr for p in self.peers if not p.inbound}
-        wanted = self.config.max_outbound - len(outbound)
-        if wanted <= 0:
-            return
-        for addr in list(self.addresses):
-            if wanted <= 0:
-                break
-            if addr in outbound or addr in self.config.connect or addr in self.denied:
-                continue
-            if addr == (self.config.listen[0], self.listen_port) or self._connected_to(addr):
-                continue
-            self.add_peer(addr)
-            wanted -= 1
-
-    # -- headers and blocks -------------------------------------------------------------------
-
-    def _on_getheaders(self, peer: Peer, msg: m.GetHeaders) -> None:
-        tree = self.chain.tree
-        start = tree.genesis
-        for h in msg.locator:
-            entry = tree.get(h)
-            if entry is not None and tree.in_active_chain(entry):
-                start = entry
-                break
-        headers = []
-        for height in range(start.height + 1, min(tree.height, start.height + m.MAX_HEADERS) + 1):
-            entry = tree.active[height]
-            headers.append(entry.header)
-            if entry.hash == msg.stop:
-                break
-        peer.send(m.Headers(headers))
-
-    def _on_headers(self, peer: Peer, msg: m.Headers) -> None:
-        now = int(time.time())
-        last = None
-        for header in msg.headers:
-            result = self.chain.accept_header(header, now)
-            if result.status is BlockStatus.INVALID:
-                self.misbehave(peer, 100, f"invalid header {header.hash_hex()[:16]}: {result.reason}")
-                return
-            if result.status is BlockStatus.ORPHAN:
-                # Headers that do not connect: ask again from our locator (Bitcoin gives
-                # such peers some leeway too).
-                self.misbehave(peer, 20, "headers that do not connect")
-                peer.send(m.GetHeaders(self.chain.tree.locator(self.chain.tree.best_header)))
-                return
-            last = header.hash
-            peer.known.add(last)
-        if last is not None:
-            self._note_peer_has(peer, last)
-        self._request_blocks(peer)
-        if len(msg.headers) == m.MAX_HEADERS and last is not None:
-            peer.send(m.GetHeaders(self.chain.tree.locator(self.chain.tree.get(last))))
-
-    def _note_peer_has(self, peer: Peer, block_hash: bytes) -> None:
-        tree = self.chain.tree
-        entry = tree.get(block_hash)
-        if entry is None:
-            return
-        best = tree.get(peer.best_hash) if peer.best_hash else None
-        if best is None or entry.chainwork > best.chainwork:
-            peer.best_hash = block_hash
-
-    def _request_blocks(self, peer: Peer) -> None:
-        """Ask ``peer`` for blocks we lack on its best branch, if that branch beats ours."""
-        tree = self.chain.tree
-        if peer.best_hash is None or not peer.ready:
-            return
-        target = tree.get(peer.best_hash)
-        if target is None or target.status.failed or target.chainwork <= tree.tip.chainwork:
-            return
-        room = MAX_IN_FLIGHT - len(peer.requested)
-        if room <= 0:
-            return
-        _, connect = tree.path(tree.tip, target)
-        wanted = []
-        for entry in connect:
-            if entry.have_data or entry.hash in self.in_flight:
-                continue
-            wanted.append(entry.hash)
-            if len(wanted) >= room:
-                break
-        if not wanted:
-            return
-        now = time.monotonic()
-        for h in wanted:
-            peer.requested[h] = now
-            self.in_flight[h] = peer
-        peer.send(m.GetData([(m.INV_BLOCK, h) for h in wanted]))
-
-    def _request_blocks_from_all(self) -> None:
-        for peer in self.peers:
-            if peer.ready:
-                self._request_blocks(peer)
-
-    def _on_block(self, peer: Peer, msg: m.BlockMessage) -> None:
-        block = msg.block
-        h = block.hash
-        peer.known.add(h)
-        solicited = peer.requested.pop(h, None) is not None
-        if self.in_flight.get(h) is peer:
-            del self.in_flight[h]
-        if not solicited:
-            self.misbehave(peer, UNSOLICITED_BLOCK_SCORE, f"unsolicited block {block.hash_hex()[:16]}")
-            if peer.closed:
-                return
-        self.blocks_received += 1
-        self.block_bytes_received += block.size
-        result = self.process_block(block, source=peer)
-        if result.status is BlockStatus.INVALID and result.reason not in ("duplicate-invalid",):
-            self.misbehave(peer, 100, f"invalid block {block.hash_hex()[:16]}: {result.reason} {result.message}")
-            return
-        if result.status is BlockStatus.INVALID:
-            self.misbehave(peer, 100, f"block known to be invalid {block.hash_hex()[:16]}")
-            return
-        if result.status is BlockStatus.ORPHAN:
-            peer.send(m.GetHeaders(self.chain.tree.locator(self.chain.tree.best_header), h))
-        self._note_peer_has(peer, h)
-        self._request_blocks(peer)
-
-    def process_block(self, block: Block, source: Peer | None = None) -> AcceptResult:
-        """Hand ``block`` to the chain state (which persists it), then update the mempool
-        and the index, and announce a new tip. Used for peers' blocks and our own."""
-        result = self.chain.accept_block(block, int(time.time()))
+    def _block_accepted(self, block: Block, result: AcceptResult) -> None:
+        """The chain state took a block (from a peer or from us): bookkeeping and the feed."""
         if result.status in (BlockStatus.CONNECTED, BlockStatus.SIDE_BRANCH) and block.hash not in self.arrivals:
             self.arrivals[block.hash] = time.time()
             while len(self.arrivals) > MAX_ARRIVALS:
                 self.arrivals.popitem(last=False)
         act = result.activation
+        source = self._source
         if act.connected or act.disconnected:
-            self.index.apply(act)
-            self.mempool.remove_for_block(result.connected_txs)
             if act.disconnected:
-                height = self.chain.height
-                self.mempool.readd(result.txs_to_readd, self.chain, height)
-                self.mempool.revalidate(self.chain, height)
-                log.info("reorganised: %d blocks disconnected, %d connected, tip %s at %d",
-                         len(act.disconnected), len(act.connected), self.chain.tip.hash[::-1].hex()[:16], height)
+                log.info("reorganised: %d blocks disconnected, %d connected, tip %s at %d", len(act.disconnected),
+                         len(act.connected), self.chain.tip.hash[::-1].hex()[:16], self.chain.height)
             tip = self.chain.tip
             log.info("new tip %s height %d (%d txs)%s", tip.hash[::-1].hex()[:16], tip.height,
                      len(act.connected[-1].transactions) if act.connected else 0,
                      "" if source is None else f" from {source.name}")
-            self._announce_block(tip.hash, exclude=source)
             self._emit("tip", {"hash": tip.hash[::-1].hex(), "height": tip.height,
                                "disconnected": len(act.disconnected), "connected": len(act.connected)})
             if self.miner is not None:
@@ -588,126 +409,24 @@ class Node:
             self._emit("block", {"hash": h_hex(block.hash), "status": "side-branch"})
         if result.status is BlockStatus.INVALID:
             log.warning("rejected block %s: %s %s", block.hash_hex()[:16], result.reason, result.message)
-        return result
 
-    def _announce_block(self, block_hash: bytes, exclude: Peer | None = None) -> None:
-        for peer in self.peers:
-            if peer.ready and peer is not exclude and block_hash not in peer.known:
-                peer.known.add(block_hash)
-                peer.send(m.Inv([(m.INV_BLOCK, block_hash)]))
-                self.blocks_announced += 1
-
-    # -- inventory and transactions -------------------------------------------------------------
-
-    def _on_inv(self, peer: Peer, msg: m.Inv) -> None:
-        tree = self.chain.tree
-        want_tx = []
-        unknown_block = None
-        for kind, h in msg.items:
-            peer.known.add(h)
-            if kind == m.INV_BLOCK:
-                entry = tree.get(h)
-                if entry is None:
-                    unknown_block = h
-                else:
-                    self._note_peer_has(peer, h)
-            elif h not in self.mempool and h not in peer.requested_tx and not self.index.has_tx(h):
-                want_tx.append((m.INV_TX, h))
-                peer.requested_tx.add(h)
-        if unknown_block is not None:
-            peer.send(m.GetHeaders(tree.locator(tree.best_header)))
-        else:
-            self._request_blocks(peer)
-        if want_tx:
-            peer.send(m.GetData(want_tx))
-
-    def _on_getdata(self, peer: Peer, msg: m.GetData) -> None:
-        missing = []
-        for kind, h in msg.items:
-            if kind == m.INV_BLOCK:
-                entry = self.chain.tree.get(h)
-                block = self.chain.get_block(h) if entry is not None and entry.have_data else None
-                if block is None:
-                    missing.append((kind, h))
-                else:
-                    peer.send(m.BlockMessage(block))
-            else:
-                entry = self.mempool.get(h)
-                if entry is None:
-                    missing.append((kind, h))
-                else:
-                    peer.send(m.TxMessage(entry.tx))
-        if missing:
-            peer.send(m.NotFound(missing))
-
-    def _on_notfound(self, peer: Peer, msg: m.NotFound) -> None:
-        for kind, h in msg.items:
-            if kind == m.INV_BLOCK and peer.requested.pop(h, None) is not None:
-                self.in_flight.pop(h, None)
-            peer.requested_tx.discard(h)
-        self._request_blocks_from_all()
-
-    def _on_tx(self, peer: Peer, msg: m.TxMessage) -> None:
-        tx = msg.tx
-        peer.known.add(tx.txid)
-        peer.requested_tx.discard(tx.txid)
-        try:
-            self.submit_transaction(tx, source=peer)
-        except MempoolError as exc:
-            if exc.reason in ("txn-already-in-mempool", "txn-mempool-conflict", "bad-txns-inputs-missingorspent",
-                              "mempool-full", "bad-txns-premature-spend-of-coinbase"):
-                log.debug("tx %s from %s not accepted: %s", tx.txid_hex()[:16], peer.name, exc.reason)
-            else:
-                self.misbehave(peer, 10, f"invalid transaction {tx.txid_hex()[:16]}: {exc.reason}")
-
-    def submit_transaction(self, tx: Transaction, source: Peer | None = None) -> None:
+    def submit_transaction(self, tx: Transaction) -> None:
         """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it."""
-        if self.index.has_tx(tx.txid):
-            raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
-        entry = self.mempool.add(tx, self.chain, self.chain.height)
+        self.backend.admit_tx(tx)
+        self._execute(self.protocol.relay_tx(tx))
+
+    def _tx_admitted(self, tx: Transaction, entry: Any) -> None:
+        source = self._source
         log.info("accepted tx %s (fee %d)%s", tx.txid_hex()[:16], entry.fee,
                  "" if source is None else f" from {source.name}")
-        for peer in self.peers:
-            if peer.ready and peer is not source and tx.txid not in peer.known:
-                peer.known.add(tx.txid)
-                peer.send(m.Inv([(m.INV_TX, tx.txid)]))
         self._emit("tx", {"txid": tx.txid_hex(), "fee": entry.fee})
-
-    _handlers: dict[type, Callable[["Node", Peer, Any], None]] = {
-        m.Version: _on_version,
-        m.Verack: _on_verack,
-        m.Reject: _on_reject,
-        m.Ping: _on_ping,
-        m.Pong: _on_pong,
-        m.GetAddr: _on_getaddr,
-        m.Addr: _on_addr,
-        m.GetHeaders: _on_getheaders,
-        m.Headers: _on_headers,
-        m.BlockMessage: _on_block,
-        m.Inv: _on_inv,
-        m.GetData: _on_getdata,
-        m.NotFound: _on_notfound,
-        m.TxMessage: _on_tx,
-    }
 
     # -- periodic work ------------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
         while not self._stopping.is_set():
-            await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for peer in list(self.peers):
-                for h, asked in list(peer.requested.items()):
-                    if now - asked > BLOCK_TIMEOUT:
-                        log.info("block %s from %s timed out; asking elsewhere", h[::-1].hex()[:16], peer.name)
-                        del peer.requested[h]
-                        if self.in_flight.get(h) is peer:
-                            del self.in_flight[h]
-                # Unsolicited-block scores fade: a burst is punished, a trickle is not.
-                peer.score = max(0, peer.score - 1) if peer.score < BAN_SCORE else peer.score
-            self._request_blocks_from_all()
-            if self.config.discover and not self.config.connect:
-                self._dial_more()
+            await asyncio.sleep(TICK)
+            self._execute(self.protocol.tick(time.time()))
 
     # -- mining -------------------------------------------------------------------------------
 

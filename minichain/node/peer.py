@@ -1,16 +1,20 @@
-"""One peer link: a WebSocket carrying binary frames, its handshake state and its score.
+"""One peer link: a WebSocket carrying binary frames, and its traffic counters.
 
 Either side may dial: the dialler uses aiohttp's client WebSocket, the listener its
 server WebSocket; both look the same from here. Sending never blocks the node: frames
 go through a bounded queue that one writer task drains, and a peer that lets its queue
 fill up is dropped (it is not reading).
+
+What the protocol knows about the peer (handshake, score, requests, inventory) is its
+:class:`~minichain.node.protocol.PeerState`, kept by the sans-IO protocol; ``state``
+points at it once the link is registered, for display.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+import time
 from typing import Any
 
 from minichain.node import messages as m
@@ -18,30 +22,6 @@ from minichain.node import messages as m
 log = logging.getLogger("minichain.peer")
 
 SEND_QUEUE = 1000           # frames waiting for one peer before we give up on it
-KNOWN_INVENTORY = 20_000    # hashes remembered per peer (Bitcoin: m_tx_inventory_known_filter)
-BAN_SCORE = 100             # Bitcoin: DISCOURAGEMENT_THRESHOLD
-
-
-class BoundedSet:
-    """A set that forgets its oldest members beyond ``limit``."""
-
-    __slots__ = ("_items", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self._items: OrderedDict[bytes, None] = OrderedDict()
-        self.limit = limit
-
-    def add(self, item: bytes) -> None:
-        self._items[item] = None
-        self._items.move_to_end(item)
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class Peer:
@@ -51,16 +31,7 @@ class Peer:
         self.port = port                 # the remote socket's port (ephemeral for inbound)
         self.inbound = inbound
         self.dialled = dialled           # the address we dialled (outbound only)
-        self.version: m.Version | None = None
-        self.verack = False
-        self.known = BoundedSet(KNOWN_INVENTORY)
-        self.score = 0
-        self.requested: dict[bytes, float] = {}   # block hash -> time asked (in flight)
-        self.requested_tx: set[bytes] = set()
-        self.best_hash: bytes | None = None       # best block we know the peer has
-        self.sync_requested = False
-        self.unsolicited = 0.0
-        self.last_unsolicited = 0.0
+        self.state: Any = None           # the protocol's PeerState for this link
         self.bytes_in = 0
         self.bytes_out = 0
         self.connected_at = 0.0
@@ -74,36 +45,33 @@ class Peer:
     @property
     def listen_addr(self) -> tuple[str, int] | None:
         """Where this peer accepts connections: what we dialled, or what its version said."""
-        if self.dialled is not None:
-            return self.dialled
-        if self.version is not None and self.version.listen_port:
-            return (self.host, self.version.listen_port)
-        return None
+        if self.state is not None:
+            return self.state.listen_addr
+        return self.dialled
 
     @property
     def name(self) -> str:
-        addr = self.listen_addr
-        if addr is not None:
-            return f"{addr[0]}:{addr[1]}"
-        return f"{self.host}:{self.port}"
+        if self.state is not None:
+            return self.state.name
+        addr = self.dialled
+        return f"{addr[0]}:{addr[1]}" if addr is not None else f"{self.host}:{self.port}"
 
     @property
     def ready(self) -> bool:
-        return self.version is not None and self.verack and not self.closed
+        return self.state is not None and self.state.ready and not self.closed
 
-    @property
-    def best_height(self) -> int:
-        return self.version.best_height if self.version else 0
-
-    def describe(self) -> dict:
+    def describe(self, now: float | None = None) -> dict:
+        state = self.state
+        now = time.time() if now is None else now
+        version = state.version if state is not None else None
         return {
             "address": self.name,
             "inbound": self.inbound,
             "ready": self.ready,
-            "user_agent": self.version.user_agent if self.version else None,
-            "start_height": self.best_height,
-            "score": self.score,
-            "in_flight": len(self.requested),
+            "user_agent": version.user_agent if version else None,
+            "start_height": version.best_height if version else 0,
+            "score": int(state.current_score(now)) if state is not None else 0,
+            "in_flight": len(state.requested) if state is not None else 0,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
         }

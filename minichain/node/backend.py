@@ -1,0 +1,87 @@
+"""The chain as the peer protocol sees it, for a real node: the chain state and the mempool.
+
+:class:`NodeChain` implements ``protocol.ChainAccess`` with full validation: headers and
+blocks go to :class:`~minichain.chainstate.ChainState` (which writes each block and each
+connect/disconnect in one store batch before it returns, so what the protocol announces
+afterwards is already on disk), transactions to the
+:class:`~minichain.chainstate.Mempool`. After a block changed the active chain the pool
+follows it (confirmed transactions leave, disconnected ones come back if still valid).
+
+The real node uses it with its LevelDB store; a simulated node can use it too, on a
+memory store, when a test wants the node's full validation in the simulator (the
+differential test does).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from minichain.chainstate import AcceptResult, ChainState, Mempool, MempoolError
+from minichain.core.block import Block, BlockHeader
+from minichain.core.chain import BlockTree
+from minichain.core.tx import Transaction
+
+
+class NodeChain:
+    """Full validation behind the protocol's chain interface."""
+
+    def __init__(self, state: ChainState, mempool: Mempool, *, index: Any = None,
+                 on_block: Callable[[Block, AcceptResult], None] | None = None,
+                 on_tx: Callable[[Transaction, Any], None] | None = None) -> None:
+        self.state = state
+        self.mempool = mempool
+        self.index = index              # answers has_tx for confirmed transactions (optional)
+        self.on_block = on_block        # after every accepted block: the host's bookkeeping
+        self.on_tx = on_tx              # after every admitted transaction
+
+    @property
+    def tree(self) -> BlockTree:
+        return self.state.tree
+
+    # -- blocks
+
+    def accept_header(self, header: BlockHeader, now: int) -> AcceptResult:
+        return self.state.accept_header(header, now)
+
+    def accept_block(self, block: Block, now: int) -> AcceptResult:
+        result = self.state.accept_block(block, now)
+        act = result.activation
+        if act.connected or act.disconnected:
+            if self.index is not None:
+                self.index.apply(act)
+            self.mempool.remove_for_block(result.connected_txs)
+            if act.disconnected:
+                height = self.state.height
+                self.mempool.readd(result.txs_to_readd, self.state, height)
+                self.mempool.revalidate(self.state, height)
+        if self.on_block is not None:
+            self.on_block(block, result)
+        return result
+
+    def get_block(self, block_hash: bytes) -> Block | None:
+        return self.state.get_block(block_hash)
+
+    # -- transactions
+
+    def has_tx(self, txid: bytes) -> bool:
+        return txid in self.mempool or (self.index is not None and self.index.has_tx(txid))
+
+    def get_tx(self, txid: bytes) -> Transaction | None:
+        entry = self.mempool.get(txid)
+        return None if entry is None else entry.tx
+
+    def admit_tx(self, tx: Transaction) -> Any:
+        """Admit ``tx`` to the mempool or raise MempoolError with the reason; returns the entry."""
+        if self.index is not None and self.index.has_tx(tx.txid):
+            raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
+        entry = self.mempool.add(tx, self.state, self.state.height)
+        if self.on_tx is not None:
+            self.on_tx(tx, entry)
+        return entry
+
+    def accept_tx(self, tx: Transaction, now: int) -> str | None:
+        try:
+            self.admit_tx(tx)
+        except MempoolError as exc:
+            return exc.reason
+        return None

@@ -1,0 +1,304 @@
+"""The peer protocol (node/protocol.py) as a state machine: a message in, effects out.
+
+In the style of etcd-raft's tests: no sockets, no event loop, no clock. Each test plays
+scripted peers against one protocol over the real node's chain state (memory store)
+and checks exactly what it sends, requests, scores and bans.
+"""
+
+import pytest
+
+from minichain.node import messages as m
+from minichain.node.protocol import (
+    BAN_SCORE,
+    MAX_UNCONNECTING_HEADERS,
+    Dial,
+    Misbehavior,
+    PeerReady,
+    ProtocolConfig,
+)
+from tests.chainbuilder import ChainBuilder
+from tests.protocol_harness import GENESIS, Harness, disconnected, reports, requested, sends
+
+
+@pytest.fixture
+def cb():
+    return ChainBuilder()
+
+
+def ready(h: Harness, *peers):
+    for p in peers:
+        out = h.handshake(p)
+        assert reports(out, PeerReady), f"{p} did not become ready: {out}"
+    return h
+
+
+# -- handshake ----------------------------------------------------------------------------------
+
+
+def test_we_speak_first_on_links_we_dialled_and_wait_on_inbound_ones():
+    h = Harness()
+    out = h.connect("out", inbound=False)
+    [version] = sends(out, "out")
+    assert isinstance(version, m.Version) and version.genesis == GENESIS and version.nonce == 1
+    assert h.connect("in", inbound=True) == []
+
+
+def test_handshake_answers_version_then_asks_for_headers_and_addresses():
+    h = Harness()
+    out = h.handshake("a")
+    kinds = [type(msg) for msg in sends(out, "a")]
+    assert kinds == [m.Version, m.Verack, m.GetHeaders, m.GetAddr]
+    assert [r.peer for r in reports(out, PeerReady)] == ["a"]
+    # The sync starts at the best header's parent (here genesis, which has none: itself).
+    assert sends(out, "a", m.GetHeaders)[0].locator == [GENESIS]
+
+
+def test_a_peer_on_another_network_is_rejected_with_the_reason():
+    h = Harness()
+    h.connect("x")
+    out = h.receive("x", m.Version(1, b"\x07" * 32, 0, "/other/", 0, 5))
+    [reject] = sends(out, "x", m.Reject)
+    assert "wrong network" in reject.reason and "regtest" in reject.reason
+    assert disconnected(out) == ["x"] and not h.protocol.peers["x"].ready
+
+
+def test_connecting_to_ourselves_is_noticed_by_the_nonce():
+    h = Harness(nonce=77)
+    h.connect("me", inbound=False)
+    out = h.receive("me", m.Version(1, GENESIS, 0, "/me/", 0, 77))
+    assert sends(out, "me", m.Reject)[0].reason == "connected to self" and disconnected(out) == ["me"]
+
+
+def test_anything_but_the_handshake_before_it_bans_the_peer():
+    h = Harness()
+    h.connect("early")
+    out = h.receive("early", m.GetHeaders([GENESIS]))
+    [mis] = reports(out)
+    assert mis.reason is Misbehavior.BEFORE_HANDSHAKE and mis.score == 100 and mis.banned
+    assert "banned" in sends(out, "early", m.Reject)[0].reason and disconnected(out) == ["early"]
+    # What a closed link still delivers is ignored, not scored again.
+    assert h.receive("early", m.GetHeaders([GENESIS])) == []
+
+
+def test_a_banned_address_is_refused_at_its_next_handshake():
+    h = Harness()
+    h.handshake("bad", listen_port=18444)
+    h.receive("bad", m.Version(1, GENESIS, 0, "/again/", 18444, 9))   # a second version: 100
+    assert h.protocol.is_banned("127.0.0.1", 18444, h.now)
+    h.protocol.disconnected("bad", h.now)
+    h.connect("bad2")
+    out = h.receive("bad2", m.Version(1, GENESIS, 0, "/bad/", 18444, 10))
+    assert sends(out, "bad2", m.Reject)[0].reason == "banned"
+    # ... until the ban expires.
+    h.now += h.protocol.config.ban_seconds + 1
+    assert not h.protocol.is_banned("127.0.0.1", 18444, h.now)
+
+
+# -- headers-first sync -----------------------------------------------------------------------
+
+
+def test_headers_lead_to_one_getdata_for_the_missing_blocks_and_no_second_request(cb):
+    h = ready(Harness(), "a", "b")
+    blocks = cb.chain(None, 3)
+    out = h.receive("a", m.Headers([b.header for b in blocks]))
+    assert requested(out, "a") == [b.hash for b in blocks]
+    # Another peer announcing the same chain is not asked again: one peer per block.
+    out = h.receive("b", m.Headers([b.header for b in blocks]))
+    assert requested(out) == []
+    for b in blocks:
+        h.receive("a", m.BlockMessage(b))
+    assert h.tree.tip.hash == blocks[-1].hash
+    assert h.protocol.in_flight == {}
+
+
+def test_in_flight_blocks_per_peer_are_capped(cb):
+    h = ready(Harness(ProtocolConfig(discover=False, max_in_flight=4)), "a")
+    blocks = cb.chain(None, 10)
+    out = h.receive("a", m.Headers([b.header for b in blocks]))
+    assert requested(out, "a") == [b.hash for b in blocks[:4]]
+    # Each delivered block makes room for the next.
+    out = h.receive("a", m.BlockMessage(blocks[0]))
+    assert requested(out, "a") == [blocks[4].hash]
+
+
+def test_a_new_tip_is_announced_with_its_header_to_every_peer_but_its_source(cb):
+    h = ready(Harness(), "a", "b", "c")
+    [b1] = cb.chain(None, 1)
+    h.receive("a", m.Headers([b1.header]))
+    out = h.receive("a", m.BlockMessage(b1))
+    assert sends(out, "a") == []
+    for peer in ("b", "c"):
+        [ann] = sends(out, peer)
+        assert isinstance(ann, m.Headers) and [x.hash for x in ann.headers] == [b1.hash]
+    # A peer that told us it has the next block is not told about it.
+    [b2] = cb.chain(b1, 1)
+    h.receive("b", m.Headers([b2.header]))
+    out = h.receive("b", m.BlockMessage(b2))
+    assert sends(out, "b") == [] and len(sends(out, "a")) == 1 and len(sends(out, "c")) == 1
+
+
+def test_a_long_reorganisation_is_announced_with_an_inv_of_the_new_tip(cb):
+    h = ready(Harness(), "a", "b")
+    short = cb.chain(None, 2)
+    h.receive("a", m.Headers([b.header for b in short]))
+    for b in short:
+        h.receive("a", m.BlockMessage(b))
+    long = cb.chain(None, 12)                     # from genesis: more work, 12 new blocks
+    out = h.receive("a", m.Headers([b.header for b in long]))
+    assert requested(out, "a") == [b.hash for b in long[:16]]
+    out = []
+    for b in reversed(long):                      # the first block last: all twelve connect at once
+        out += h.receive("a", m.BlockMessage(b))
+    assert h.tree.tip.hash == long[-1].hash
+    # More than MAX_BLOCKS_TO_ANNOUNCE new blocks: an inv of the tip (Bitcoin Core's rule).
+    [ann] = sends(out, "b")
+    assert isinstance(ann, m.Inv) and ann.items == [(m.INV_BLOCK, long[-1].hash)]
+
+
+def test_headers_that_do_not_connect_ask_for_the_gap_and_are_punished_only_when_repeated(cb):
+    h = ready(Harness(), "a")
+    blocks = cb.chain(None, 3)
+    out = h.receive("a", m.Headers([blocks[2].header]))          # parent unknown
+    [gh] = sends(out, "a", m.GetHeaders)
+    assert gh.stop == blocks[2].hash and reports(out) == []
+    for i in range(2, MAX_UNCONNECTING_HEADERS + 1):
+        out = h.receive("a", m.Headers([blocks[2].header]))
+    [mis] = reports(out)
+    assert mis.reason is Misbehavior.UNCONNECTING_HEADERS and mis.score == 20 and not mis.banned
+    # A reply that connects resets the count and fetches the blocks.
+    out = h.receive("a", m.Headers([b.header for b in blocks]))
+    assert requested(out, "a") == [b.hash for b in blocks]
+    assert h.protocol.peers["a"].unconnecting == 0
+
+
+def test_getheaders_is_answered_from_the_active_chain_only(cb):
+    h = ready(Harness(), "a", "b")
+    main = cb.chain(None, 4)
+    side = cb.chain(main[0], 1)                   # a side branch at height 2
+    h.receive("a", m.Headers([b.header for b in main]))
+    for b in main:
+        h.receive("a", m.BlockMessage(b))
+    h.receive("a", m.Headers([side[0].header]))   # known, not active
+    # A locator led by the side block: the first hash on OUR active chain is main[0].
+    out = h.receive("b", m.GetHeaders([side[0].hash, main[0].hash, GENESIS]))
+    [reply] = sends(out, "b", m.Headers)
+    assert [x.hash for x in reply.headers] == [b.hash for b in main[1:]]
+    # ``stop`` ends the answer early.
+    out = h.receive("b", m.GetHeaders([GENESIS], main[1].hash))
+    assert [x.hash for x in sends(out, "b", m.Headers)[0].headers] == [main[0].hash, main[1].hash]
+
+
+def test_an_orphan_waits_for_its_parent_and_the_sender_is_asked_for_the_gap(cb):
+    h = ready(Harness(), "a")
+    b1, b2 = cb.chain(None, 2)
+    out = h.receive("a", m.BlockMessage(b2))       # unsolicited, parent unknown
+    assert [r.reason for r in reports(out)] == [Misbehavior.UNSOLICITED_BLOCK]
+    [gh] = sends(out, "a", m.GetHeaders)
+    assert gh.stop == b2.hash and h.state.has_orphan(b2.hash)
+    out = h.receive("a", m.Headers([b1.header, b2.header]))
+    assert requested(out, "a")[0] == b1.hash
+    h.receive("a", m.BlockMessage(b1))
+    assert h.tree.tip.hash == b2.hash and not h.state.has_orphan(b2.hash)
+
+
+def test_an_invalid_block_bans_its_sender(cb):
+    h = ready(Harness(), "a", "b")
+    [good] = cb.chain(None, 1)
+    bad = cb.remine(good, txs=[good.transactions[0], good.transactions[0]])   # a duplicate coinbase
+    h.receive("a", m.Headers([bad.header]))
+    out = h.receive("a", m.BlockMessage(bad))
+    [mis] = reports(out)
+    assert mis.reason is Misbehavior.INVALID_BLOCK and mis.banned and disconnected(out) == ["a"]
+    assert h.tree.tip.hash == GENESIS
+    assert h.protocol.peers["b"].ready, "an honest peer is not touched"
+
+
+# -- stalls and disconnections ------------------------------------------------------------------
+
+
+def test_a_stalled_block_is_asked_of_another_peer_after_the_timeout(cb):
+    h = ready(Harness(ProtocolConfig(discover=False, block_timeout=20.0)), "slow", "fast")
+    [b1] = cb.chain(None, 1)
+    out = h.receive("slow", m.Headers([b1.header]))
+    assert requested(out, "slow") == [b1.hash]
+    h.receive("fast", m.Headers([b1.header]))
+    assert h.protocol.next_deadline() == pytest.approx(h.now + 20.0)
+    assert requested(h.tick(19.0)) == []
+    out = h.tick(1.0)
+    assert requested(out, "fast") == [b1.hash] and requested(out, "slow") == []
+    # If the second peer stalls too, the first is asked again once its own pause is over.
+    assert requested(h.tick(19.0)) == []
+    out = h.tick(1.0)
+    assert requested(out, "slow") == [b1.hash]
+    h.receive("fast", m.BlockMessage(b1))
+    assert h.tree.tip.hash == b1.hash
+
+
+def test_a_disconnected_peers_requests_go_to_the_others_at_once(cb):
+    h = ready(Harness(), "a", "b")
+    blocks = cb.chain(None, 2)
+    h.receive("a", m.Headers([b.header for b in blocks]))
+    h.receive("b", m.Headers([b.header for b in blocks]))
+    out = h.protocol.disconnected("a", h.now)
+    assert requested(out, "b") == [b.hash for b in blocks]
+
+
+def test_a_handshake_that_never_completes_times_out():
+    h = Harness(ProtocolConfig(discover=False, handshake_timeout=10.0))
+    h.connect("mute")
+    assert disconnected(h.tick(9.0)) == []
+    out = h.tick(1.0)
+    assert disconnected(out) == ["mute"] and "handshake timed out" in sends(out, "mute", m.Reject)[0].reason
+
+
+# -- scores ----------------------------------------------------------------------------------
+
+
+def test_small_offences_fade_a_burst_of_them_bans(cb):
+    h = ready(Harness(), "a")
+    blocks = cb.chain(None, 12)
+    scores = []
+    for b in blocks[1:]:                           # unsolicited: 10 each
+        out = h.receive("a", m.BlockMessage(b))
+        scores += [r.score for r in reports(out)]
+        if disconnected(out):
+            break
+    assert scores[:10] == list(range(10, 101, 10)) and reports(out)[-1].banned
+    # A trickle of the same offence, one every 20 seconds, never reaches the threshold.
+    h2 = ready(Harness(), "b")
+    for b in blocks[1:]:
+        h2.now += 20.0
+        out = h2.receive("b", m.BlockMessage(b))
+        assert not disconnected(out)
+    assert h2.protocol.peers["b"].current_score(h2.now) < BAN_SCORE
+
+
+# -- addresses and transactions ----------------------------------------------------------------
+
+
+def test_addresses_are_learned_and_dialled_up_to_the_outbound_limit():
+    h = Harness(ProtocolConfig(discover=True, max_outbound=2))
+    ready(h, "a")
+    out = h.receive("a", m.Addr([("127.0.0.1", 7001), ("127.0.0.1", 7002), ("127.0.0.1", 7003)]))
+    assert [d.addr for d in out if isinstance(d, Dial)] == [("127.0.0.1", 7001), ("127.0.0.1", 7002)]
+    out = h.receive("a", m.GetAddr())
+    [addr] = sends(out, "a", m.Addr)
+    assert ("127.0.0.1", 7003) in addr.addrs
+
+
+def test_a_transaction_is_fetched_admitted_and_announced_to_the_others(cb):
+    h = ready(Harness(), "a", "b")
+    blocks = cb.chain(None, 101)                   # a mature coinbase to spend
+    h.receive("a", m.Headers([b.header for b in blocks]))
+    for b in blocks:
+        h.receive("a", m.BlockMessage(b))
+    [tx] = cb.random_txs(blocks[-1].hash, 1)
+    out = h.receive("a", m.Inv([(m.INV_TX, tx.txid)]))
+    assert sends(out, "a", m.GetData)[0].items == [(m.INV_TX, tx.txid)]
+    out = h.receive("a", m.TxMessage(tx))
+    assert tx.txid in h.mempool
+    assert sends(out, "b", m.Inv)[0].items == [(m.INV_TX, tx.txid)] and sends(out, "a") == []
+    # Served on request, and a miss is a notfound.
+    out = h.receive("b", m.GetData([(m.INV_TX, tx.txid), (m.INV_TX, b"\x01" * 32)]))
+    assert sends(out, "b", m.TxMessage)[0].tx.txid == tx.txid
+    assert sends(out, "b", m.NotFound)[0].items == [(m.INV_TX, b"\x01" * 32)]
