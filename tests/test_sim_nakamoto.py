@@ -45,18 +45,23 @@ def test_n1_equal_work_fork_keeps_the_first_seen_and_more_work_reorgs():
     assert [(x["node"], x["slot"]) for x in r.reversals] == [(0, 1)]
 
 
-def test_n2_orphan_triggers_getblocks_and_the_whole_branch_arrives():
+def test_n2_headers_that_do_not_connect_fetch_the_whole_branch_after_a_partition():
     sim, world = quiet_net(2)
     blocks = chain_of(world, world.genesis, 5, 6)
     sim.at(0.0, sim.net.partition, [[0], [1]])
     for i, b in enumerate(blocks[:5]):
-        sim.inject(0, BlockMsg(b), at=1.0 + i)
+        sim.inject(0, BlockMsg(b), at=1.0 + i)   # announced to node 1, lost in the partition
     sim.at(10.0, sim.net.heal)
     sim.inject(0, BlockMsg(blocks[5]), at=11.0)
     sim.run()
     assert sim.engines[1].tip.hash == blocks[5].hash
-    stats = sim.net.stats()["delivered_by_type"]
-    assert stats["GetBlocks"] == 1 and stats["BlocksMsg"] == 1
+    stats = sim.net.stats()
+    assert stats["partitioned"] == 5
+    # The node's protocol: the announcement of block 6 does not connect, so node 1 asks
+    # for the headers in between (one getheaders, one headers reply) and then for all six
+    # blocks in one getdata; nobody is scored for it.
+    assert stats["delivered_by_type"] == {"Headers": 2, "GetHeaders": 1, "GetData": 1, "BlockMessage": 6}
+    assert sim.engines[0].misbehaved == [] and sim.engines[1].misbehaved == []
 
 
 def test_n3_mempool_first_seen_and_a_block_with_a_double_spend_is_invalid():
@@ -106,10 +111,19 @@ def test_n12_gossip_converges_every_node_on_the_most_work_chain():
     tips = {e.tip.hash for e in sim.engines}
     assert len(tips) <= 2
     assert len({e.tree.active[-2].hash for e in sim.engines}) == 1
+    common = sim.engines[0].tree.active[:-1]
     for e in sim.engines:
         assert e.tip is e.tree.best_candidate()
-        assert len(e.tree) == len(world.blocks)          # every block reached every node
+        # Every block of the agreed chain reached every node, with its data. (A stale
+        # block need not: headers-first nodes fetch only a branch with more work than
+        # their tip, and announce only their tip -- Bitcoin Core does the same.)
+        assert all(e.tree.get(x.hash) is not None and e.tree.get(x.hash).have_data for x in common)
     assert sim.engines[0].tree.height > 50
+    # Every block mined is known at least to its miner, and most of them are on the chain.
+    for b in world.blocks.values():
+        if b.miner >= 0:
+            assert sim.engines[b.miner].tree.get(b.hash) is not None
+    assert sim.engines[0].tree.height >= 0.8 * (len(world.blocks) - 1)
 
 
 def test_same_seed_same_chain_and_json():

@@ -178,7 +178,10 @@ def selfish_mining_cmd(seed: int, as_json: bool, alphas: str, gammas: str, block
 @click.option("--miners", default=10, show_default=True, type=click.IntRange(2, 200))
 @click.option("--blocks", default=1_000, show_default=True, type=click.IntRange(1))
 def stale_rate_cmd(seed: int, as_json: bool, intervals: str, delays: str, miners: int, blocks: int) -> None:
-    """Stale (orphan) rate against block interval and propagation delay.
+    """Stale (orphan) rate against block interval and link latency.
+
+    A block crosses a link in three latencies (header, getdata, block), so the
+    first-order estimate beside each row is 1 - exp(-3d/T).
 
     \b
     Example:
@@ -190,7 +193,7 @@ def stale_rate_cmd(seed: int, as_json: bool, intervals: str, delays: str, miners
 
     def table(r):
         widths = [9, 6, 6, 6, 9, 17, 14]
-        click.echo(_row(["interval", "delay", "mined", "stale", "rate", "95% CI", "1-exp(-d/T)"], widths))
+        click.echo(_row(["interval", "delay", "mined", "stale", "rate", "95% CI", "1-exp(-3d/T)"], widths))
         for row in r["rows"]:
             click.echo(_row([row["block_interval"], row["delay"], row["mined"], row["stale"], f"{row['stale_rate']:.4f}",
                              f"[{row['ci95'][0]:.4f},{row['ci95'][1]:.4f}]", f"{row['approx']:.4f}"], widths))

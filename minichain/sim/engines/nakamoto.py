@@ -1,38 +1,54 @@
-"""Nakamoto consensus in the simulator: miners, gossip, and the real fork choice.
+"""Nakamoto consensus in the simulator: miners running the node's own peer protocol.
 
-Every simulated node keeps a :class:`~minichain.core.chain.BlockTree` -- the very class
-the real node uses -- and follows ``tree.best_candidate()``: most cumulative work among
-complete, not-invalid blocks, ties to the first whose data arrived (Nakamoto 2008,
-section 4: "the longest chain"; Bitcoin Core's ``FindMostWorkChain``).
+Every simulated node hosts a :class:`~minichain.node.protocol.PeerProtocol` -- the very
+object the real node feeds from its sockets -- and keeps a
+:class:`~minichain.core.chain.BlockTree`, the class the real node's chain state uses. It
+follows ``tree.best_candidate()`` (most cumulative work among complete, not-invalid
+blocks, ties to the first whose data arrived: Nakamoto 2008, section 4; Bitcoin Core's
+``FindMostWorkChain``) through the one ActivateBestChain loop,
+``core.chain.activate_best_chain``. Handshakes, headers-first sync, locators, header
+announcements, getdata, in-flight limits and stall timeouts, the bounded orphan pool
+and misbehaviour scores are therefore the node's, message for message: what the
+simulator measures about propagation, forks and reorganisations is the node's code.
 
-What is modelled, and how (the simplifications, said plainly):
+What differs from a real node, said plainly (the *cheap validation mode* that lets a
+thousand nodes run on a laptop):
 
 * **Proof of work is a Poisson process, not hashing.** A miner with share ``h`` of the
   hash power finds blocks after exponential waits of mean ``block_interval / h`` (the
-  memoryless property lets it keep its timer across tip changes: the next block simply
-  builds on whatever tip it has then). Blocks are real 80-byte ``BlockHeader``s with a
-  fixed ``bits`` (regtest's pow limit: every block has the same work, so most work =
-  most blocks), ``prev_hash`` linking to the parent, and a ``merkle_root`` computed with
-  Bitcoin's Merkle function over the ids of the simulated payload (a coinbase tag and
-  the transactions), so distinct payloads give distinct block hashes.
+  memoryless property lets it keep its timer across tip changes). Blocks are real
+  80-byte ``BlockHeader``s with a fixed ``bits`` (regtest's pow limit: every block has
+  the same work, so most work = most blocks) and a ``merkle_root`` over the ids of the
+  simulated payload, so distinct payloads give distinct block hashes. Headers are not
+  checked for proof of work, difficulty or time: the simulator made them.
 * **Transactions are abstract payments**: a ``SimTx`` spends named coins. Two
   transactions spending one coin conflict (a double spend); a block spending a coin
-  already spent on its chain is invalid and ``mark_invalid`` takes it out of the fork
-  choice. Balances, scripts and signatures are not simulated (``core/tx.py`` does them).
-* **Gossip**: a node relays every new valid block and every new mempool transaction to
-  its peers (except the one it came from). A block whose parent is unknown is kept as an
-  orphan and the node asks the sender for the missing branch with a block locator
-  (``GetBlocks``, Bitcoin's ``getblocks``/``getheaders`` handshake, answered with the
-  blocks themselves instead of ``inv``s). This is also how two sides of a healed
-  partition find each other's branch: with the first block either side mines after it.
+  already spent on its chain is invalid when it is connected and ``activate_best_chain``
+  marks it so (Bitcoin Core's ConnectBlock failing). Scripts, amounts and signatures are
+  not simulated (``core/tx.py`` does them). A node's mempool takes the first of two
+  conflicting payments it sees.
 * **Block storage is shared by content address.** Blocks are immutable and named by
   their hash, so instead of each of a thousand nodes copying every block, a node keeps
-  headers in its own ``BlockTree`` and looks block payloads up in the world's registry
-  -- only for hashes it has received. (A memory optimisation, not a shortcut in what a
-  node knows.)
-* **Confirmations become decisions**: when a block is ``confirmations`` deep in a node's
-  active chain the node returns ``Decide(height, block_hash)``; a reorg that replaces a
-  decided block decides again, which the simulator records as a reversal.
+  headers in its own ``BlockTree`` and looks a block's payload up in the world's
+  registry -- only for hashes whose data it has received.
+* **Links never drop.** The simulated network loses, delays or partitions messages,
+  but a link between two nodes stays open (no handshake timeout, no address gossip, no
+  dialling): the topology is the run's, and its links are up when the run starts (each
+  node plays its peers' side of the handshake at time zero, so handshakes are not
+  network traffic). A peer the protocol bans is disconnected for the rest of the run.
+* **Time**: the protocol is given ``world.genesis time + the node's local clock``, so
+  block times and the stall timeout run on virtual time. The stall timeout follows
+  Bitcoin Core's rule of one block interval (``BLOCK_DOWNLOAD_TIMEOUT_BASE``) rather
+  than the real node's fixed 20 seconds.
+
+Confirmations become decisions: when a block is ``confirmations`` deep in a node's
+active chain the node returns ``Decide(height, block_hash)``; a reorg that replaces a
+decided block decides again, which the simulator records as a reversal.
+
+A node can instead run the real node's full validation (``chain=`` a
+``node.backend.NodeChain`` on a memory store, with real blocks): the differential test
+does, to show that the simulator's host and the real node's host make the protocol
+decide the same things.
 """
 
 from __future__ import annotations
@@ -42,15 +58,20 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable, Sequence
 
 from minichain import params as chain_params
+from minichain.chainstate import BlockStatus
 from minichain.core.block import BlockHeader
-from minichain.core.chain import BlockTree, IndexEntry, activate_best_chain
+from minichain.core.chain import BlockTree, IndexEntry, Status, activate_best_chain
 from minichain.core.hashing import merkle_root, sha256d
-from minichain.sim.engine import Action, Decide, Engine, NodeContext, Send, SetTimer
+from minichain.core.orphans import OrphanPool
+from minichain.node import messages as m
+from minichain.node.protocol import Disconnect, Misbehaved, PeerProtocol, ProtocolConfig
+from minichain.sim.engine import CLIENT, Action, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
 
 # Regtest's pow limit: block work 2, identical for every simulated block.
 SIM_BITS = chain_params.regtest.pow_limit_bits
 HEADER_BYTES = 80
-MAX_BLOCKS_PER_REPLY = 500   # Bitcoin: MAX_BLOCKS_IN_TRANSIT_PER_PEER-ish cap on one getblocks answer
+TICK = "tick"
+USER_AGENT = "/minichain-sim/"
 
 
 # -- transactions and blocks -------------------------------------------------------------
@@ -88,9 +109,9 @@ class SimBlock:
         self.height = height
         self.size = size
         self.found_at = found_at
-        # The one BlockMsg every node relays this block in: a message is an immutable
-        # value, so a thousand nodes need not make a thousand copies of it.
-        self.msg = BlockMsg(self)
+        # The one block message every node serves this block in: a message is an
+        # immutable value, so a thousand nodes need not make a thousand copies of it.
+        self.msg = m.BlockMessage(self)
 
     @classmethod
     def mine(cls, parent: "SimBlock | IndexEntry", miner: int, tag: int, txs: Iterable[SimTx], *,
@@ -112,44 +133,26 @@ def make_genesis(time: int = chain_params.regtest.genesis_time) -> SimBlock:
     return SimBlock(BlockHeader(1, b"\x00" * 32, root, time, SIM_BITS, 0), (), -1, 0, HEADER_BYTES, 0.0)
 
 
-# -- wire messages (one class per message, __slots__, explicit sizes) ---------------------
+# -- input from outside the network (a test, a wallet, a scenario) ---------------------------
 
 
 class BlockMsg:
-    __slots__ = ("block", "size")
+    """Hand ``block`` to a node from outside (``sim.inject``): the node takes it as its own
+    and announces it, as a real node does with a block submitted to it."""
+
+    __slots__ = ("block",)
 
     def __init__(self, block: SimBlock) -> None:
         self.block = block
-        self.size = block.size
-
-
 
 
 class TxMsg:
-    __slots__ = ("tx", "size")
+    """Hand ``tx`` to a node from outside (a wallet's broadcast): admitted and announced."""
+
+    __slots__ = ("tx",)
 
     def __init__(self, tx: SimTx) -> None:
         self.tx = tx
-        self.size = tx.size
-
-
-class GetBlocks:
-    """Ask a peer for the branch ending at ``stop``, starting after the first locator hash it knows."""
-
-    __slots__ = ("locator", "stop", "size")
-
-    def __init__(self, locator: list[bytes], stop: bytes) -> None:
-        self.locator = locator
-        self.stop = stop
-        self.size = 32 * (len(locator) + 1)
-
-
-class BlocksMsg:
-    __slots__ = ("blocks", "size")
-
-    def __init__(self, blocks: list[SimBlock]) -> None:
-        self.blocks = blocks
-        self.size = sum(b.size for b in blocks)
 
 
 # -- the shared world -----------------------------------------------------------------------
@@ -166,12 +169,18 @@ class World:
     blocks: dict[bytes, SimBlock] = field(default_factory=dict)
     block_size: int | None = None            # bytes per block on the wire (None: header + txs)
     watched: frozenset[str] = frozenset()    # txids whose confirmations every node follows
+    block_timeout: float | None = None       # stall timeout; None: one block interval (Bitcoin Core)
 
     def __post_init__(self) -> None:
         self.blocks[self.genesis.hash] = self.genesis
 
     def register(self, block: SimBlock) -> None:
         self.blocks[block.hash] = block
+
+    def protocol_config(self) -> ProtocolConfig:
+        """The peer protocol's settings for a simulated node (see the module docstring)."""
+        timeout = self.block_interval if self.block_timeout is None else self.block_timeout
+        return ProtocolConfig(block_timeout=timeout, handshake_timeout=math.inf, discover=False, addr_gossip=False)
 
 
 @dataclass
@@ -187,197 +196,131 @@ class PaymentView:
     replaced_by: str | None = None     # the conflicting txid on the new chain, if any
 
 
-# -- the honest node -----------------------------------------------------------------------------
+# -- the chain behind a simulated node's protocol -------------------------------------------------
 
 
-class NakamotoNode(Engine):
-    """An honest Bitcoin-style node: relays, validates, follows the most work, mines with ``share``."""
+class Outcome:
+    """What ``accept_header`` / ``accept_block`` did (the fields the protocol reads)."""
 
-    def __init__(self, ctx: NodeContext, world: World, *, share: float = 0.0, peers: Sequence[int] = ()) -> None:
-        super().__init__(ctx)
+    __slots__ = ("status", "reason", "message")
+
+    def __init__(self, status: BlockStatus, reason: str | None = None, message: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.status.value}{', ' + self.reason if self.reason else ''})"
+
+
+_CONNECTED = Outcome(BlockStatus.CONNECTED)
+_SIDE_BRANCH = Outcome(BlockStatus.SIDE_BRANCH)
+_DUPLICATE = Outcome(BlockStatus.DUPLICATE)
+_HEADER = Outcome(BlockStatus.HEADER)
+_ORPHAN = Outcome(BlockStatus.ORPHAN, "prev-blk-not-found")
+_KNOWN_INVALID = Outcome(BlockStatus.INVALID, "duplicate-invalid", "block known to be invalid")
+_BAD_PREV = Outcome(BlockStatus.INVALID, "bad-prevblk", "the parent block is invalid")
+_FAILED = frozenset(s for s in Status if s.failed)
+
+
+class SimChain:
+    """A simulated node's chain, mempool and payment bookkeeping, behind the protocol's
+    ``ChainAccess`` interface, with the cheap validation the module docstring describes."""
+
+    def __init__(self, world: World, ctx: NodeContext) -> None:
         self.world = world
-        self.share = share
-        self.peers = list(peers)
-        self.confirmations = world.confirmations
+        self.ctx = ctx
         self.tree = BlockTree(world.genesis.header, world.params)
-        self._known = self.tree.entries                     # the tree's own dict, for the gossip fast path
-        self.orphans: dict[bytes, list[SimBlock]] = {}      # missing parent hash -> blocks
+        self.orphans = OrphanPool()
         self.mempool: dict[str, SimTx] = {}
         self.spent: dict[str, str] = {}                     # coin -> txid, on the active chain
         self.tx_height: dict[str, int] = {}                 # txid -> height, on the active chain
         self.payments: dict[str, PaymentView] = {t: PaymentView(t) for t in sorted(world.watched)}
+        self.confirmations = world.confirmations
         self.decided_upto = 0
-        self.mined = 0
         self.reorgs: list[tuple[float, int]] = []           # (time, blocks disconnected)
+        self.decisions: list[Action] = []                   # Decides since the host last collected them
 
-    # -- engine interface ----------------------------------------------------------------------
+    # -- headers and blocks
 
-    def on_start(self) -> list[Action]:
-        return self._schedule_mining()
-
-    def on_recover(self) -> list[Action]:
-        # Chain, mempool and peers live on disk in a real node: nothing volatile to lose
-        # here but the mining timer, which the simulator dropped at the crash.
-        return self._schedule_mining()
-
-    def on_timer(self, name: Hashable) -> list[Action]:
-        if name != "mine" or self.share <= 0:
-            return []
-        actions: list[Action] = []
-        block = self._new_block(self.tree.tip)
-        self._found(block, actions)
-        actions.extend(self._schedule_mining())
-        return actions
-
-    def on_message(self, src: int, msg: Any) -> list[Action]:
-        cls = msg.__class__
-        if cls is BlockMsg:
-            block = msg.block
-            if block.hash in self._known:
-                return []                                   # the common case in gossip
-            actions: list[Action] = []
-            self._receive_block(block, src, actions)
-            return actions
-        if cls is TxMsg:
-            return self._receive_tx(msg.tx, src)
-        if cls is GetBlocks:
-            return self._answer_getblocks(src, msg)
-        if cls is BlocksMsg:
-            actions = []
-            for block in msg.blocks:
-                if block.hash not in self.tree.entries:
-                    self._receive_block(block, src, actions)
-            return actions
-        return []
-
-    # -- mining ------------------------------------------------------------------------------------
-
-    def _schedule_mining(self) -> list[Action]:
-        if self.share <= 0:
-            return []
-        return [SetTimer("mine", self.ctx.rng.expovariate(self.share / self.world.block_interval))]
-
-    def _new_block(self, parent: IndexEntry, txs: Iterable[SimTx] | None = None) -> SimBlock:
-        if txs is None:
-            txs = self._block_template()
-        self.mined += 1
-        block = SimBlock.mine(
-            parent, self.id, self.mined, txs,
-            time=self.world.genesis.header.time + int(self.ctx.now), found_at=self.ctx.now,
-            size=self.world.block_size,
-        )
-        self.world.register(block)
-        return block
-
-    def _block_template(self) -> list[SimTx]:
-        """Mempool transactions valid on the active tip, first-seen order, no conflicts."""
-        if not self.mempool:
-            return []
-        chosen: list[SimTx] = []
-        used: set[str] = set()
-        for tx in self.mempool.values():
-            if tx.txid in self.tx_height:
-                continue
-            if any(c in self.spent or c in used for c in tx.coins):
-                continue
-            chosen.append(tx)
-            used.update(tx.coins)
-        return chosen
-
-    def _found(self, block: SimBlock, actions: list[Action]) -> None:
-        """Our own block: take it (it extends our tip) and announce it."""
-        self._receive_block(block, self.id, actions)
-
-    # -- blocks --------------------------------------------------------------------------------------
-
-    def _receive_block(self, block: SimBlock, src: int, actions: list[Action]) -> None:
+    def accept_header(self, header: BlockHeader, now: int) -> Outcome:
         tree = self.tree
-        if block.header.prev_hash not in tree.entries:
-            waiting = self.orphans.get(block.header.prev_hash)
-            if waiting is None:
-                self.orphans[block.header.prev_hash] = [block]
-                # Ask the peer that sent it for the missing branch (once per missing parent).
-                if src >= 0 and src != self.id:
-                    actions.append(Send(src, GetBlocks(tree.locator(), block.header.prev_hash)))
-            elif all(b.hash != block.hash for b in waiting):
-                waiting.append(block)
-            return
-        stack = [block]
-        while stack:
-            b = stack.pop()
-            if b.hash in tree.entries:
-                continue
-            entry = tree.add_header(b.header)
-            tree.set_have_data(entry)
-            self._relay(b.msg, src if b is block else -1, actions)
-            if self.orphans:
-                stack.extend(reversed(self.orphans.pop(b.hash, ())))
-        self._update_tip(actions)
+        entry = tree.entries.get(header.hash)
+        if entry is not None:
+            return _KNOWN_INVALID if entry.status in _FAILED else _DUPLICATE
+        parent = tree.entries.get(header.prev_hash)
+        if parent is None:
+            return _ORPHAN
+        tree.add_header(header)
+        return _BAD_PREV if parent.status in _FAILED else _HEADER
 
-    def _relay(self, msg: Any, src: int, actions: list[Action]) -> None:
-        append = actions.append
-        for p in self.peers:
-            if p != src:
-                append(Send(p, msg))
-
-    def _answer_getblocks(self, src: int, req: GetBlocks) -> list[Action]:
+    def accept_block(self, block: SimBlock, now: int) -> Outcome:
         tree = self.tree
-        stop = tree.entries.get(req.stop)
-        if stop is None:
-            return []
-        start = tree.genesis
-        for h in req.locator:
-            e = tree.entries.get(h)
-            if e is not None:
-                start = e
-                break
-        fork = tree.find_fork(start, stop)
-        branch = []
-        walk = stop
-        while walk is not fork:
-            branch.append(self.world.blocks[walk.hash])
-            walk = walk.parent
-        branch.reverse()
-        if not branch:
-            return []
-        return [Send(src, BlocksMsg(branch[:MAX_BLOCKS_PER_REPLY]))]
+        entries = tree.entries
+        h = block.hash
+        entry = entries.get(h)
+        if entry is not None:
+            if entry.status in _FAILED:
+                return _KNOWN_INVALID
+            if entry.have_data:
+                return _DUPLICATE
+        elif h in self.orphans:
+            return _DUPLICATE
+        parent = entries.get(block.header.prev_hash)
+        if parent is None:
+            self.orphans.add(block)            # bounded: the oldest orphan leaves first
+            return _ORPHAN
+        if parent.status in _FAILED:
+            if entry is None:
+                tree.add_header(block.header)
+            return _BAD_PREV
+        if entry is None:
+            entry = tree.add_header(block.header)
+        tree.set_have_data(entry)
+        if self.orphans:
+            stack = self.orphans.pop_children(h)
+            while stack:
+                child = stack.pop()
+                child_entry = tree.add_header(child.header)
+                if child_entry.status not in _FAILED:
+                    tree.set_have_data(child_entry)
+                stack.extend(self.orphans.pop_children(child.hash))
+        self._update_tip()
+        if entry.status in _FAILED:
+            return Outcome(BlockStatus.INVALID, "bad-txns-inputs-missingorspent", "spends a coin already spent")
+        active = tree.active
+        return _CONNECTED if entry.height < len(active) and active[entry.height] is entry else _SIDE_BRANCH
 
-    def _update_tip(self, actions: list[Action]) -> None:
-        """Move the active chain to the fork choice's best candidate: the node's own
-        ActivateBestChain loop (core.chain.activate_best_chain) with the simulated
-        payload's connect and disconnect."""
-        done = activate_best_chain(self.tree, self._connect, self._undo)
+    def get_block(self, block_hash: bytes) -> SimBlock | None:
+        return self.world.blocks.get(block_hash)
+
+    def _update_tip(self) -> None:
+        """The node's ActivateBestChain loop with the simulated payload's connect and disconnect."""
+        done = activate_best_chain(self.tree, self._connect, self._disconnect)
         if done.fork_height is None:
             return
         if done.disconnected:
             self.reorgs.append((self.ctx.now, done.disconnected))
-        self._after_tip_change(done.fork_height, actions)
+        self._after_tip_change(done.fork_height)
 
     def _connect(self, entry: IndexEntry) -> str | None:
         block = self.world.blocks[entry.hash]
         if block.txs:
-            if not self._valid_on_tip(block):
-                return "bad-txns-inputs-missingorspent"   # marked invalid: try the next best
-            self._apply(block)
+            coins: set[str] = set()
+            spent = self.spent
+            for tx in block.txs:
+                for c in tx.coins:
+                    if c in spent or c in coins:
+                        return "bad-txns-inputs-missingorspent"   # marked invalid: try the next best
+                    coins.add(c)
+            for tx in block.txs:
+                for c in tx.coins:
+                    spent[c] = tx.txid
+                self.tx_height[tx.txid] = block.height
+                self.mempool.pop(tx.txid, None)
         return None
 
-    def _valid_on_tip(self, block: SimBlock) -> bool:
-        coins: set[str] = set()
-        for tx in block.txs:
-            for c in tx.coins:
-                if c in self.spent or c in coins:
-                    return False
-                coins.add(c)
-        return True
-
-    def _apply(self, block: SimBlock) -> None:
-        for tx in block.txs:
-            for c in tx.coins:
-                self.spent[c] = tx.txid
-            self.tx_height[tx.txid] = block.height
-            self.mempool.pop(tx.txid, None)
-
-    def _undo(self, entry: IndexEntry) -> None:
+    def _disconnect(self, entry: IndexEntry) -> None:
         block = self.world.blocks[entry.hash]
         for tx in block.txs:
             for c in tx.coins:
@@ -386,7 +329,7 @@ class NakamotoNode(Engine):
             self.tx_height.pop(tx.txid, None)
             self.mempool.setdefault(tx.txid, tx)        # back to the mempool, as Bitcoin does
 
-    def _after_tip_change(self, fork_height: int, actions: list[Action]) -> None:
+    def _after_tip_change(self, fork_height: int) -> None:
         height = len(self.tree.active) - 1
         now = self.ctx.now if self.payments else 0.0
         for view in self.payments.values():
@@ -412,8 +355,9 @@ class NakamotoNode(Engine):
         if h < 1:
             h = 1
         active = self.tree.active
+        decisions = self.decisions
         while h <= last:
-            actions.append(Decide(h, active[h].hash))
+            decisions.append(Decide(h, active[h].hash))
             h += 1
         if last > decided:
             self.decided_upto = last
@@ -437,33 +381,241 @@ class NakamotoNode(Engine):
                     return tx
         return None
 
-    # -- transactions ---------------------------------------------------------------------------------
+    # -- transactions
 
-    def _receive_tx(self, tx: SimTx, src: int) -> list[Action]:
-        if tx.txid in self.mempool or tx.txid in self.tx_height:
-            return []
-        # First-seen rule: refuse a transaction conflicting with the chain or the mempool.
+    def has_tx(self, txid: str) -> bool:
+        return txid in self.mempool or txid in self.tx_height
+
+    def get_tx(self, txid: str) -> SimTx | None:
+        return self.mempool.get(txid)
+
+    def accept_tx(self, tx: SimTx, now: int) -> str | None:
+        """First-seen rule: refuse a transaction conflicting with the chain or the mempool."""
+        if tx.txid in self.mempool:
+            return "txn-already-in-mempool"
+        if tx.txid in self.tx_height:
+            return "txn-already-known"
         if any(c in self.spent for c in tx.coins):
-            return []
+            return "bad-txns-inputs-missingorspent"
         for other in self.mempool.values():
             if other.conflicts_with(tx):
-                return []
+                return "txn-mempool-conflict"
         self.mempool[tx.txid] = tx
         view = self.payments.get(tx.txid)
         if view is not None and view.first_seen is None:
             view.first_seen = self.ctx.now
-        actions: list[Action] = []
-        self._relay(TxMsg(tx), src, actions)
-        return actions
+        return None
 
-    # -- views for scenarios -------------------------------------------------------------------------
+    def template(self) -> list[SimTx]:
+        """Mempool transactions valid on the active tip, first-seen order, no conflicts."""
+        if not self.mempool:
+            return []
+        chosen: list[SimTx] = []
+        used: set[str] = set()
+        for tx in self.mempool.values():
+            if tx.txid in self.tx_height:
+                continue
+            if any(c in self.spent or c in used for c in tx.coins):
+                continue
+            chosen.append(tx)
+            used.update(tx.coins)
+        return chosen
+
+
+# -- the honest node -----------------------------------------------------------------------------
+
+
+class NakamotoNode(Engine):
+    """An honest Bitcoin-style node: the node's peer protocol over a simulated chain, mining with ``share``."""
+
+    def __init__(self, ctx: NodeContext, world: World, *, share: float = 0.0, peers: Sequence[int] = (),
+                 chain: Any = None, config: ProtocolConfig | None = None) -> None:
+        super().__init__(ctx)
+        self.world = world
+        self.share = share
+        self.peers = list(peers)
+        self.chain = chain if chain is not None else SimChain(world, ctx)
+        self.protocol = PeerProtocol(self.chain, genesis_hash=world.genesis.hash, nonce=ctx.node_id + 1,
+                                     user_agent=USER_AGENT, network="simulated",
+                                     config=config or world.protocol_config())
+        self._time_base = world.genesis.header.time
+        self._receive = self.protocol.receive
+        self._decisions = self.chain.decisions if isinstance(self.chain, SimChain) else []
+        self._reports_seen = 0
+        self._ticking = False
+        self.mined = 0
+        self.misbehaved: list[tuple[float, int, str, int, bool]] = []   # (time, peer, reason, score, banned)
+        self.disconnected: list[tuple[float, int, str]] = []            # (time, peer, reason)
+
+    # -- what scenarios read (the chain's bookkeeping) -----------------------------------------
+
+    @property
+    def tree(self) -> BlockTree:
+        return self.chain.tree
 
     @property
     def tip(self) -> IndexEntry:
-        return self.tree.tip
+        return self.chain.tree.tip
+
+    @property
+    def mempool(self) -> dict[str, SimTx]:
+        return self.chain.mempool
+
+    @property
+    def tx_height(self) -> dict[str, int]:
+        return self.chain.tx_height
+
+    @property
+    def spent(self) -> dict[str, str]:
+        return self.chain.spent
+
+    @property
+    def payments(self) -> dict[str, PaymentView]:
+        return self.chain.payments
+
+    @property
+    def reorgs(self) -> list[tuple[float, int]]:
+        return self.chain.reorgs
+
+    @property
+    def orphans(self) -> OrphanPool:
+        return self.chain.orphans
 
     def main_chain(self) -> list[SimBlock]:
         return [self.world.blocks[e.hash] for e in self.tree.active]
+
+    # -- engine interface ----------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The protocol's clock: the genesis block's time plus this node's local clock."""
+        return self._time_base + self.ctx.now
+
+    def on_start(self) -> list[Action]:
+        self._establish_links()
+        return self._finish(self._schedule_mining())
+
+    def _establish_links(self) -> None:
+        """The run's links exist before it starts: each node plays both sides of every
+        handshake (the peer's version and verack, as that peer would send them at time
+        zero) into its own protocol, so every link is ready without network traffic.
+        The lower id of a link is the side that dialled."""
+        protocol = self.protocol
+        now = self.now()
+        genesis = self.world.genesis.hash
+        for p in self.peers:
+            protocol.connected(p, inbound=p < self.id, host=f"node{p}", now=now)   # a host per node: bans are per host
+            protocol.receive(p, m.Version(m.PROTOCOL_VERSION, genesis, 0, USER_AGENT, 0, p + 1), now)
+            protocol.receive(p, m.Verack(), now)
+
+    def on_recover(self) -> list[Action]:
+        # Chain, mempool and peers live on disk in a real node: nothing volatile to lose
+        # here but the timers, which the simulator dropped at the crash.
+        self._ticking = False
+        out = self.protocol.tick(self.now())
+        out.extend(self._schedule_mining())
+        return self._finish(out)
+
+    def on_timer(self, name: Hashable) -> list[Action]:
+        if name == TICK:
+            now = self.now()
+            out = self.protocol.tick(now)
+            deadline = self.protocol.next_deadline() if self.protocol.in_flight else None
+            self._ticking = deadline is not None
+            if deadline is not None:
+                out.append(SetTimer(TICK, max(0.0, deadline - now)))
+            return self._finish(out)
+        if name != "mine" or self.share <= 0:
+            return []
+        block = self._new_block(self.tree.tip)
+        _, out = self.protocol.local_block(block, self.now())
+        out.extend(self._schedule_mining())
+        return self._finish(out)
+
+    def on_message(self, src: int, msg: Any) -> list[Action]:
+        if src == CLIENT:
+            return self._from_outside(msg)
+        out = self._receive(src, msg, self._time_base + self.ctx.clock())
+        if out or self._decisions:
+            return self._finish(out)
+        return out
+
+    def _from_outside(self, msg: Any) -> list[Action]:
+        cls = msg.__class__
+        if cls is BlockMsg:
+            _, out = self.protocol.local_block(msg.block, self.now())
+            return self._finish(out)
+        if cls is TxMsg:
+            return self._submit_tx(msg.tx)
+        return []
+
+    def _submit_tx(self, tx: SimTx) -> list[Action]:
+        if self.chain.accept_tx(tx, int(self.now())) is not None:
+            return self._finish([])
+        return self._finish(self.protocol.relay_tx(tx))
+
+    def _finish(self, out: list) -> list[Action]:
+        """The protocol's effects as simulator actions: Sends go out as they are; the
+        reports are recorded; a disconnect ends the link for the run; the chain's
+        decisions follow; the stall timer runs while blocks are in flight."""
+        protocol = self.protocol
+        if protocol.reports != self._reports_seen:
+            self._reports_seen = protocol.reports
+            out = self._reports(out)
+        decisions = self._decisions
+        if decisions:
+            out.extend(decisions)
+            decisions.clear()
+        if protocol.in_flight:
+            if not self._ticking:
+                # The stall timer runs whenever a block is in flight. Not running means none
+                # was before this event (or it just fired and handled the overdue ones),
+                # so the first request in flight now times out one timeout from now at
+                # the earliest; the tick then re-arms itself for what is left.
+                self._ticking = True
+                out.append(SetTimer(TICK, protocol.config.block_timeout))
+        elif self._ticking:
+            self._ticking = False
+            out.append(CancelTimer(TICK))
+        return out
+
+    def _reports(self, effects: list) -> list:
+        actions = []
+        now = self.ctx.now
+        pending = list(effects)
+        while pending:
+            effect = pending.pop(0)
+            cls = effect.__class__
+            if cls is Send or cls is SetTimer:
+                actions.append(effect)
+            elif cls is Misbehaved:
+                self.misbehaved.append((now, effect.peer, effect.reason.code, effect.score, effect.banned))
+            elif cls is Disconnect:
+                self.disconnected.append((now, effect.peer, effect.reason))
+                pending.extend(self.protocol.disconnected(effect.peer, self.now()))
+            # PeerReady and Dial: links in the simulator are the run's topology
+        return actions
+
+    # -- mining ------------------------------------------------------------------------------------
+
+    def _schedule_mining(self) -> list[Action]:
+        if self.share <= 0:
+            return []
+        return [SetTimer("mine", self.ctx.rng.expovariate(self.share / self.world.block_interval))]
+
+    def _new_block(self, parent: IndexEntry | SimBlock, txs: Iterable[SimTx] | None = None) -> SimBlock:
+        if txs is None:
+            txs = self._block_template()
+        self.mined += 1
+        block = SimBlock.mine(
+            parent, self.id, self.mined, txs,
+            time=self.world.genesis.header.time + int(self.ctx.now), found_at=self.ctx.now,
+            size=self.world.block_size,
+        )
+        self.world.register(block)
+        return block
+
+    def _block_template(self) -> list[SimTx]:
+        return self.chain.template()
 
 
 # -- topology ----------------------------------------------------------------------------------------

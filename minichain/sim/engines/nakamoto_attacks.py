@@ -1,9 +1,11 @@
 """Dishonest miners for the Nakamoto engine: a double-spender and a selfish pool.
 
-Both keep the honest node's machinery -- a ``BlockTree`` of the public blocks, gossip,
-orphan fetching -- and differ only in *where they mine* and *when they publish*. They
-are marked ``honest = False`` so the simulator leaves their decisions out of the safety
-metrics.
+Both keep the honest node's machinery -- the node's peer protocol over a chain of the
+public blocks -- and differ only in *where they mine* and *when they publish*. Publishing
+is what a real node does with a block of its own: the block enters the attacker's chain
+and the protocol announces it (headers, or an inv for a long branch), and peers fetch it
+with getdata. They are marked ``honest = False`` so the simulator leaves their decisions
+out of the safety metrics.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 from typing import Any, Hashable, Sequence
 
 from minichain.core.chain import IndexEntry
-from minichain.sim.engine import Action, NodeContext, Send
-from minichain.sim.engines.nakamoto import BlockMsg, BlocksMsg, NakamotoNode, SimBlock, SimTx, TxMsg, World
+from minichain.sim.engine import Action, NodeContext
+from minichain.sim.engines.nakamoto import NakamotoNode, SimBlock, SimTx, World
 
 
 class DoubleSpender(NakamotoNode):
@@ -49,11 +51,12 @@ class DoubleSpender(NakamotoNode):
             return []
         actions: list[Action] = []
         if self.fork is None:
-            # Pre-mining: a private block with the refund on the public tip.
+            # Pre-mining: a private block with the refund on the public tip, then the
+            # payment goes to the network like any wallet's transaction.
             self.fork = self.tree.tip
             self.private.append(self._new_block(self.fork, [self.refund]))
             self.paid_at = self.ctx.now
-            self._relay(TxMsg(self.payment), -1, actions)
+            actions.extend(self._submit_tx(self.payment))
         else:
             self.private.append(self._new_block_on(self.private[-1]))
         self._consider(actions)
@@ -68,8 +71,6 @@ class DoubleSpender(NakamotoNode):
         return block
 
     def on_message(self, src: int, msg: Any) -> list[Action]:
-        if msg.__class__ is TxMsg and msg.tx.txid == self.payment.txid:
-            return []                             # his own payment: not for his mempool
         actions = super().on_message(src, msg)
         if self.fork is not None and self.outcome is None:
             self._consider(actions)
@@ -83,8 +84,10 @@ class DoubleSpender(NakamotoNode):
         delivered = depth >= self.z if self.z > 0 else True
         if delivered and len(self.private) > public_len:
             self.outcome = "published"
-            msg = BlocksMsg(list(self.private))
-            actions.extend(Send(p, msg) for p in self.peers)
+            now = self.now()
+            for block in self.private:            # the last one makes the branch the heaviest
+                _, effects = self.protocol.local_block(block, now)
+                actions.extend(self._finish(effects))
         elif public_len - len(self.private) >= self.give_up:
             self.outcome = "gave up"
 
@@ -102,7 +105,12 @@ class SelfishMiner(NakamotoNode):
     honest = False
 
     def __init__(self, ctx: NodeContext, world: World, *, share: float, peers: Sequence[int]) -> None:
-        super().__init__(ctx, world, share=share, peers=peers)
+        # The pool announces nothing for others: forwarding an honest block that competes
+        # with its own would hand the tie race to the honest branch. Its own blocks go out
+        # through ``_publish``.
+        config = world.protocol_config()
+        config.announce_blocks = False
+        super().__init__(ctx, world, share=share, peers=peers, config=config)
         self.head: SimBlock = world.genesis     # where the pool mines
         self.branch: list[SimBlock] = []        # private branch since the last adoption
         self.published = 0                      # how many of ``branch`` are public
@@ -145,11 +153,6 @@ class SelfishMiner(NakamotoNode):
                 self._publish(self.published + 1, actions)
         return actions
 
-    def _relay(self, msg: Any, src: int, actions: list[Action]) -> None:
-        """The pool relays nothing for others: forwarding an honest block that competes
-        with its own would hand the tie race to the honest branch. Its own blocks go out
-        through ``_publish``."""
-
     def _reset_branch(self) -> None:
         self.branch = []
         self.published = 0
@@ -160,10 +163,9 @@ class SelfishMiner(NakamotoNode):
         if not fresh:
             return
         self.published = upto
+        now = self.now()
         for b in fresh:
-            if b.hash not in self.tree.entries:
-                entry = self.tree.add_header(b.header)
-                self.tree.set_have_data(entry)
+            _, effects = self.protocol.local_block(b, now)
+            actions.extend(self._finish(effects))
         self.public_height = max(self.public_height, self.tree.best_candidate().height)
-        msg = BlocksMsg(fresh) if len(fresh) > 1 else BlockMsg(fresh[0])
-        actions.extend(Send(p, msg) for p in self.peers)
+        actions.extend(self._finish(self.protocol.announce([b.hash for b in fresh])))

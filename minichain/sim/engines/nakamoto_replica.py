@@ -56,7 +56,7 @@ class _ClientInput:
 
     def on_message(self, src: int, msg: Any) -> list[Action]:
         if src == CLIENT and isinstance(msg, ClientRequest):
-            return self._receive_tx(self.run.tx_for(msg.payment), CLIENT)   # type: ignore[attr-defined]
+            return self._submit_tx(self.run.tx_for(msg.payment))             # type: ignore[attr-defined]
         return super().on_message(src, msg)                                 # type: ignore[misc]
 
 

@@ -1,10 +1,14 @@
-"""Stale (orphan) blocks as a function of the block interval and the propagation delay.
+"""Stale (orphan) blocks as a function of the block interval and the link latency.
 
-Miners with equal shares on a full mesh whose every link takes ``delay`` seconds: a
-block reaches every other miner exactly ``delay`` after it is found. A block is stale
-when it ends outside the final main chain. Beside the measurement: the first-order
-estimate ``1 - exp(-delay / T)`` (``analytic.stale_rate_approx``; Decker & Wattenhofer
-2013), the chance that someone else finds a block while this one is still in flight.
+Miners with equal shares on a full mesh whose every link takes ``delay`` seconds. The
+nodes relay with the node's own protocol (headers-first, BIP 130 announcements): a new
+block reaches a neighbour after three link latencies -- its header, the neighbour's
+getdata, the block -- so on the full mesh every miner has it ``3 * delay`` after it is
+found. A block is stale when it ends outside the final main chain. Beside the
+measurement: the first-order estimate ``1 - exp(-3 delay / T)`` (``analytic.stale_rate_approx``
+with that propagation time; Decker & Wattenhofer 2013), the chance that someone else
+finds a block while this one is still in flight. It overestimates when forks are
+frequent (a block found during a race may still win it).
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from minichain.sim.engines.nakamoto import NakamotoNode, World, full_mesh
 from minichain.sim.network import Fixed, Network
 from minichain.sim.simulator import Simulation
 
+# Link latencies a block spends crossing one link: the announcement (headers), the
+# getdata and the block itself.
+HOPS_PER_LINK = 3
 DEFAULT_INTERVALS = (600.0, 60.0, 15.0)
 DEFAULT_DELAYS = (0.5, 2.0, 6.0)
 
@@ -34,7 +41,7 @@ def measure(block_interval: float, delay: float, seed: int, *, miners: int = 10,
     lo, hi = wilson_interval(stale, mined)
     return {"block_interval": block_interval, "delay": delay, "mined": mined, "stale": stale,
             "stale_rate": stale / mined if mined else 0.0, "ci95": [lo, hi],
-            "approx": stale_rate_approx(delay, block_interval)}
+            "approx": stale_rate_approx(HOPS_PER_LINK * delay, block_interval)}
 
 
 def run(seed: int, *, intervals: Sequence[float] = DEFAULT_INTERVALS, delays: Sequence[float] = DEFAULT_DELAYS,
