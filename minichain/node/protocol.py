@@ -417,7 +417,7 @@ class PeerProtocol:
         out: list[_Action] = []
         if state is None:
             return out
-        if state.ready and msg.__class__ is m.Headers:
+        if state.ready and msg.__class__ is _HEADERS:
             # The commonest message of all -- a peer announcing one block (BIP 130) that we
             # know already: every peer announces every block -- is handled here, inline:
             # note that the peer has it, and ask for blocks only if that raised what we
@@ -927,6 +927,7 @@ class PeerProtocol:
 
 
 _FAILED = frozenset(s for s in Status if s.failed)
+_HEADERS = m.Headers
 _VERACK = m.Verack()
 _GETADDR = m.GetAddr()
 _HANDSHAKE = frozenset({m.Version, m.Verack, m.Reject})

@@ -24,6 +24,7 @@ import functools
 import gc
 import heapq
 import itertools
+import operator
 import json
 import random
 from dataclasses import dataclass, field
@@ -70,8 +71,10 @@ class Simulation:
         self.timers_fired = 0
         self.decisions = DecisionLog(n)
         # Each node's own random stream, seeded from the run's generator in node order.
-        # Every node reads the virtual clock itself until its clock is skewed (set_clock).
-        self.contexts = [NodeContext(i, n, random.Random(self.rng.getrandbits(64)), self._virtual_time)
+        # Every node reads the virtual clock itself until its clock is skewed (set_clock):
+        # ``sim.now`` through C-level callables, no Python frame per reading.
+        virtual_time = functools.partial(operator.attrgetter("now"), self)
+        self.contexts = [NodeContext(i, n, random.Random(self.rng.getrandbits(64)), virtual_time)
                          for i in range(n)]
         self.engines: list[Engine] = [engine_factory(ctx) for ctx in self.contexts]
 
@@ -88,9 +91,6 @@ class Simulation:
         self._clock_offset[node] = offset
         self._clock_drift[node] = drift
         self.contexts[node].clock = functools.partial(self.local_time, node)
-
-    def _virtual_time(self) -> float:
-        return self.now
 
     def local_time(self, node: int) -> float:
         return self._clock_offset[node] + (1.0 + self._clock_drift[node]) * self.now
