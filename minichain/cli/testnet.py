@@ -922,6 +922,7 @@ def testnet_demo_double_spend(network, confirmations, attacker_blocks, amount, d
     table.add_row("reorg depth", f"{result.reorg_depth} block(s) disconnected on the "
                                  f"{'merchant' if result.winner == 'attacker' else 'attacker'}'s side")
     table.add_row("final tip", f"height {result.final_height} {result.final_tip[:16]}")
+    table.add_row("history checker", "; ".join(result.check) if result.check else "no accepted payment was reversed")
     table.add_row("converged", f"{result.heal_seconds:.1f}s after the heal; the whole demo took {result.seconds:.1f}s")
     if keep:
         table.add_row("network", f"still running: minichain testnet status --dir {result.directory}")

@@ -41,9 +41,10 @@ def in_chain(answer: dict | None) -> bool:
 
 def check_chain(events: list[dict], views: dict[str, dict[str, dict | None]]) -> Report:
     report = Report()
-    ops = [o for o in operations(events) if o.f == "pay" and isinstance(o.value, dict) and o.value.get("txid")]
-    report.stats = {"operations": len(ops), "ok": sum(o.ok for o in ops), "fail": sum(o.failed for o in ops),
-                    "info": sum(o.type == "info" for o in ops), "nodes": sorted(views),
+    pays = [o for o in operations(events) if o.f == "pay"]
+    ops = [o for o in pays if isinstance(o.value, dict) and o.value.get("txid")]    # those that got a txid
+    report.stats = {"operations": len(pays), "ok": sum(o.ok for o in pays), "fail": sum(o.failed for o in pays),
+                    "info": sum(o.type == "info" for o in pays), "nodes": sorted(views),
                     "nemesis": sum(1 for e in events if e["type"] == "nemesis")}
     by_coin: dict[str, list[Any]] = {}
     for o in ops:
@@ -66,7 +67,11 @@ def check_chain(events: list[dict], views: dict[str, dict[str, dict | None]]) ->
                 if other is not o and any(in_chain(v.get(other.value["txid"])) for v in views.values()):
                     rivals.append(f"op {other.op} ({other.value['txid'][:16]})")
         rival = f"; its coin is now spent by {', '.join(sorted(set(rivals)))}" if rivals else ""
-        now = "; ".join(f"{node} {where(answers[node])}" for node in missing)
+        places = {where(answers[node]) for node in missing}
+        if len(places) == 1 and len(missing) > 1:
+            now = f"{places.pop()} at all {len(missing)} nodes"
+        else:
+            now = "; ".join(f"{node} {where(answers[node])}" for node in missing)
         if len(missing) == len(views):
             report.add("reversed", f"payment {txid[:16]} (op {o.op}) was accepted at {k} confirmation(s) "
                                    f"(block {block} on {at}) and is no longer in the chain: {now}{rival}")
