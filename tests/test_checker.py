@@ -247,3 +247,53 @@ def test_history_files_round_trip_and_bad_ones_are_named(tmp_path):
     with pytest.raises(HistoryError, match="completes twice"):
         operations(twice)
     assert json.loads(path.read_text().splitlines()[1])["f"] == "partition"
+
+
+# -- Nakamoto: accepted at k confirmations, later reversed ---------------------------------------------
+
+from minichain.history.chain import check_chain  # noqa: E402
+
+
+def nk_history(*ops):
+    """(op, txid, coins, k or None): an invoke, and an ok at k confirmations unless None."""
+    events = []
+    for op, txid, coins, k in ops:
+        value = {"txid": txid, "coins": coins, "payee": "m", "amount": 1, "node": "merchant"}
+        events.append({"type": "invoke", "op": op, "f": "pay", "value": value, "time": op})
+        if k is not None:
+            events.append({"type": "ok", "op": op, "f": "pay", "value": value, "time": op + 0.5,
+                           "confirmations": k, "height": 7, "node": "merchant"})
+    return events
+
+
+IN_BLOCK = {"in_mempool": False, "block_height": 7, "confirmations": 5}
+
+
+def test_a_payment_still_in_every_chain_passes():
+    r = check_chain(nk_history((1, "aa" * 32, ["x:0"], 3)), {"n0": {"aa" * 32: IN_BLOCK}, "n1": {"aa" * 32: IN_BLOCK}})
+    assert r.ok and r.stats["ok"] == 1
+
+
+def test_a_payment_accepted_at_k_confirmations_and_gone_everywhere_is_reported_with_k_and_its_rival():
+    pay, rival = "aa" * 32, "bb" * 32
+    events = nk_history((1, pay, ["x:0"], 3), (2, rival, ["x:0"], 5))
+    views = {n: {pay: None, rival: IN_BLOCK} for n in ("merchant", "miner")}
+    r = check_chain(events, views)
+    assert [v.kind for v in r.violations] == ["reversed"]
+    assert r.summary() == [f"reversed: payment {pay[:16]} (op 1) was accepted at 3 confirmation(s) (block 7 on "
+                           f"merchant) and is no longer in the chain: gone at all 2 nodes; its coin is now spent by "
+                           f"op 2 ({rival[:16]})"]
+
+
+def test_a_payment_back_in_the_mempool_counts_as_reversed_and_one_missing_at_some_nodes_is_a_fork():
+    pay = "cc" * 32
+    back = {"in_mempool": True, "confirmations": 0}
+    r = check_chain(nk_history((1, pay, ["y:1"], 1)), {"n0": {pay: back}})
+    assert "back in the mempool" in r.summary()[0] and "at 1 confirmation(s)" in r.summary()[0]
+    fork = check_chain(nk_history((1, pay, ["y:1"], 1)), {"n0": {pay: IN_BLOCK}, "n1": {pay: None}})
+    assert fork.ok and "different branches" in fork.notes[0]
+
+
+def test_an_unacknowledged_payment_that_vanished_is_not_a_violation():
+    pay = "dd" * 32
+    assert check_chain(nk_history((1, pay, ["z:0"], None)), {"n0": {pay: None}}).ok

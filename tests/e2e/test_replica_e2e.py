@@ -154,3 +154,18 @@ def test_n4_pbft_a_short_nemesis_of_a_partition_a_crash_and_a_pause_and_the_chec
     assert report.ok, report.summary()
     assert report.stats["nemesis"] == 6 and result.ok > 0 and result.fail > 0   # twins were refused
     assert all(r.pid and tn.process.alive(r.pid, r.datadir) for r in tn.require_state(str(net)).nodes)
+
+
+def test_the_double_spend_demo_and_the_checker_name_the_same_reversed_payment(net):
+    from minichain.testnet import demo
+
+    where = net / "demo"
+    result = demo.double_spend(network="regtest", directory=str(where), confirmations=3, attacker_blocks=5,
+                               keep=True)
+    assert result.survivor == "self-payment"             # the merchant's payment disappeared
+    assert not result.check_ok and len(result.check) == 1
+    assert result.check[0].startswith(f"reversed: payment {result.pay.txid[:16]} (op 1) was accepted at 3 "
+                                      "confirmation(s)")
+    out = Cli(net)("check", "--dir", where, code=1).stdout
+    assert f"VIOLATION reversed: payment {result.pay.txid[:16]} (op 1) was accepted at 3 confirmation(s)" in out
+    assert f"its coin is now spent by op 2 ({result.self_pay.txid[:16]})" in out
