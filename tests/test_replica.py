@@ -19,6 +19,7 @@ from minichain.replica.adapter import describe
 from minichain.replica.keys import KeyFileError, pair_key, read_key_file, write_key_files
 from minichain.replica.ledger import CommittedLog, payment_from_json
 from minichain.replica.wire import LinkKeys, ReplicaFrame, ReplicaHello
+from minichain.replica.wire import decode as decode_frame
 from minichain.sim.engine import NodeContext
 from minichain.sim.engines import load_registry
 from minichain.sim.network import Network
@@ -136,21 +137,28 @@ def test_a_link_frame_opens_once_in_order_and_not_after_tampering():
     a = LinkKeys(key, b"A" * 16, b"B" * 16, 0, 1)
     b = LinkKeys(key, b"B" * 16, b"A" * 16, 1, 0)
     f1, f2 = a.seal(b"one"), a.seal(b"two")
-    wire = m.decode(m.encode(f1))
-    assert isinstance(wire, ReplicaFrame)
+    frame = decode_frame(m.encode(f1))
+    assert isinstance(frame, ReplicaFrame)
     assert b.open(f2) is None                      # out of order
-    assert b.open(wire) == b"one"
-    assert b.open(wire) is None                    # replayed
+    assert b.open(frame) == b"one"
+    assert b.open(frame) is None                   # replayed
     assert b.open(ReplicaFrame(f2.seq, b"TWO", f2.mac)) is None   # tampered
     assert b.open(f2) == b"two"
     # The other direction uses its own context: a frame cannot be reflected back.
     assert a.open(ReplicaFrame(0, b"one", f1.mac)) is None
 
 
+def test_replica_frames_and_node_messages_do_not_cross():
+    with pytest.raises(DecodeError, match="unknown message type 1"):
+        decode_frame(m.encode(m.Version(1, b"\0" * 32, 0, "x", 0, 0)))
+    with pytest.raises(DecodeError, match="unknown message type 65"):
+        m.decode(m.encode(ReplicaFrame(0, b"x", b"\0" * 16)))
+
+
 def test_a_hello_checks_out_only_with_the_pair_key():
     master = b"k" * 32
     hello = ReplicaHello.make(pair_key(master, 2, 0), 2, 0, "pbft", 4, b"n" * 16)
-    back = m.decode(m.encode(hello))
+    back = decode_frame(m.encode(hello))
     assert back.verify(pair_key(master, 0, 2))
     assert not back.verify(pair_key(master, 0, 1))
     forged = ReplicaHello(3, 0, "pbft", 4, b"n" * 16, back.mac)     # another sender, the same MAC

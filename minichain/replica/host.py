@@ -56,7 +56,7 @@ from aiohttp import web
 from minichain.core.encoding import DecodeError
 from minichain.node import messages as m
 from minichain.node.peer import Peer
-from minichain.replica import codec, durable
+from minichain.replica import codec, durable, wire
 from minichain.replica.keys import read_key_file
 from minichain.replica.ledger import CommittedLog, value_json
 from minichain.replica.wire import NONCE_SIZE, LinkKeys, ReplicaFrame, ReplicaHello
@@ -121,6 +121,7 @@ class Counters:
     engine_errors: int = 0
     flushes: int = 0
     state_bytes: int = 0
+    persist_seconds: float = 0.0                             # writing decisions and state, in all
 
 
 class ReplicaHost:
@@ -264,6 +265,7 @@ class ReplicaHost:
 
     def _flush(self) -> None:
         self._flush_handle = None
+        began = time.perf_counter()
         now = time.time()
         records = []
         for slot, value in self._pending_decisions:
@@ -276,6 +278,7 @@ class ReplicaHost:
             self.counters.state_bytes = durable.save_state(self.config.datadir, self.engine, self.ctx, meta)
             self._dirty = False
             self.counters.flushes += 1
+        self.counters.persist_seconds += time.perf_counter() - began
         outbox, self._outbox = self._outbox, []
         for dst, msg in outbox:
             self._transmit(dst, msg)
@@ -401,7 +404,7 @@ class ReplicaHost:
         if msg.type == aiohttp.WSMsgType.BINARY:
             peer.bytes_in += len(msg.data)
             try:
-                return m.decode(msg.data)
+                return wire.decode(msg.data)
             except DecodeError as exc:
                 self.counters.bad_frames += 1
                 peer.close(f"malformed frame: {exc}")
@@ -570,6 +573,7 @@ class ReplicaHost:
                          "received": self.counters.received, "bad_frames": self.counters.bad_frames},
             "engine_errors": self.counters.engine_errors,
             "flushes": self.counters.flushes,
+            "persist_ms_mean": 1000 * self.counters.persist_seconds / self.counters.flushes if self.counters.flushes else None,
             "state_bytes": self.counters.state_bytes,
             "clock": self.clock(),
         }

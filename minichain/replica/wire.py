@@ -2,8 +2,9 @@
 
 A replica link is a WebSocket carrying the node's binary frames (``node/messages.py``:
 a one-byte type, the payload, :data:`~minichain.node.messages.MAX_FRAME_SIZE`), sent
-through the node's :class:`~minichain.node.peer.Peer` (its bounded send queue). Two
-message types are added to the node's registry for it:
+through the node's :class:`~minichain.node.peer.Peer` (its bounded send queue) and
+decoded by the node's ``decode`` with a registry of its own, :data:`REGISTRY` (so a
+node never accepts a replica frame, nor a replica a node's message). Two message types:
 
 * :class:`ReplicaHello` -- the first frame each way: who the sender is, who it thinks it
   is talking to, the engine and the replica count, a fresh nonce, and a MAC over all of
@@ -119,9 +120,12 @@ class ReplicaFrame(m.Message):
         return cls(r.u64(), r.var_bytes(m.MAX_FRAME_SIZE), r.read(MAC_SIZE))
 
 
-for _cls in (ReplicaHello, ReplicaFrame):
-    if m.REGISTRY.get(_cls.TYPE) is not _cls:
-        m.register(_cls)
+REGISTRY: dict[int, type[m.Message]] = {cls.TYPE: cls for cls in (ReplicaHello, ReplicaFrame)}
+
+
+def decode(frame: bytes) -> m.Message:
+    """One replica-link frame to its message; DecodeError for anything else."""
+    return m.decode(frame, REGISTRY)
 
 
 class LinkKeys:
