@@ -346,21 +346,11 @@ def _replica_status_json(state, views) -> dict:
 
 
 def _print_replica_table(state, views) -> None:
-    from rich.table import Table
-
-    side = {}
-    for g, members in enumerate(state.partition or []):
-        for v in members:
-            side[v] = chr(ord("A") + g)
-    title = f"{state.engine} replicas in {state.directory} ({len(state.nodes)}, every pair linked)"
-    if state.partition:
-        title += " -- partitioned: " + " | ".join(",".join(map(str, g)) for g in state.partition)
-    table = Table(title=title)
-    for col, right in (("node", False), ("pid", True), ("api", False), ("role", False), ("view/term/round", False),
-                       ("leader", True), ("commit", True), ("peers", True), ("sent", True), ("byzantine", False)):
-        table.add_column(col, justify="right" if right else "left")
-    if state.partition:
-        table.add_column("side")
+    table, side = _network_table(state, f"{state.engine} replicas in {state.directory} ({len(state.nodes)}, every "
+                                        "pair linked)",
+                                 (("node", False), ("pid", True), ("api", False), ("role", False),
+                                  ("view/term/round", False), ("leader", True), ("commit", True), ("peers", True),
+                                  ("sent", True), ("byzantine", False)))
     for v in views:
         r, s = v.record, v.status
         byz = r.behaviour or "-"
@@ -404,22 +394,30 @@ def _status_json(state, views) -> dict:
     }
 
 
-def _print_table(state, views) -> None:
+def _network_table(state, title: str, columns):
+    """A status table with the network's columns, and each node's side of the partition."""
     from rich.table import Table
 
     side = {}
     for g, members in enumerate(state.partition or []):
         for v in members:
             side[v] = chr(ord("A") + g)
-    title = f"{state.network} network in {state.directory} ({state.topology}, {len(state.links)} links)"
     if state.partition:
         title += " -- partitioned: " + " | ".join(",".join(map(str, g)) for g in state.partition)
     table = Table(title=title)
-    for col, right in (("node", False), ("pid", True), ("p2p", False), ("api", False), ("height", True),
-                       ("tip", False), ("peers", True), ("hash rate", True), ("mempool", True), ("miner", True)):
+    for col, right in columns:
         table.add_column(col, justify="right" if right else "left")
     if state.partition:
         table.add_column("side")
+    return table, side
+
+
+def _print_table(state, views) -> None:
+    table, side = _network_table(state, f"{state.network} network in {state.directory} ({state.topology}, "
+                                        f"{len(state.links)} links)",
+                                 (("node", False), ("pid", True), ("p2p", False), ("api", False), ("height", True),
+                                  ("tip", False), ("peers", True), ("hash rate", True), ("mempool", True),
+                                  ("miner", True)))
     for v in views:
         r, s = v.record, v.status
         miner = f"{r.share:.0%}" if r.share is not None else "-"

@@ -55,6 +55,7 @@ from aiohttp import web
 
 from minichain.core.encoding import DecodeError
 from minichain.node import messages as m
+from minichain.node.node import _bound_port
 from minichain.node.peer import Peer
 from minichain.replica import codec, durable, wire
 from minichain.replica.keys import read_key_file
@@ -578,10 +579,3 @@ class ReplicaHost:
             "clock": self.clock(),
         }
 
-
-def _bound_port(runner: web.AppRunner) -> int:
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            return server.sockets[0].getsockname()[1]
-    return 0
