@@ -263,16 +263,9 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
         if hashing > cores:
             obs.note(f"note: {hashing} mining threads on {cores} cores: the cores are shared out, and the "
                      "hash-power shares hold only roughly")
-    began = time.monotonic()
-    with _signals_interrupt():
-        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
-    took = time.monotonic() - began
-    views = tn.survey(state)
+    state, took, views = _start(spec, directory, obs, timeout, log_level)
     if as_json:
-        out = _status_json(state, views)
-        out["seconds"] = round(took, 3)
-        out["explorer"] = _explorer_url(state)
-        _echo_json(out)
+        _echo_json({**_status_json(state, views), "seconds": round(took, 3), "explorer": _explorer_url(state)})
         return
     _print_table(state, views)
     tips = tn.tip_groups(views)
@@ -294,6 +287,16 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
         click.echo(f"a miner's wallet: minichain wallet balance --wallet {miner.wallet} --node {miner.api}")
 
 
+def _start(spec, directory, obs, timeout, log_level):
+    """``up``, with SIGTERM acting as Ctrl-C: (state, seconds it took, every node's status)."""
+    from minichain.testnet import network as tn
+
+    began = time.monotonic()
+    with _signals_interrupt():
+        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
+    return state, time.monotonic() - began, tn.survey(state)
+
+
 def _up_replicas(spec, directory, timeout, log_level, as_json) -> None:
     from minichain.testnet import network as tn
 
@@ -303,15 +306,9 @@ def _up_replicas(spec, directory, timeout, log_level, as_json) -> None:
     if not as_json:
         byz = ", ".join(f"{spec.names[i]} {b}" for i, b in sorted(spec.byzantine.items())) or "none"
         obs.note(f"testnet up: {spec.size} {spec.engine} replica(s), every pair linked, Byzantine: {byz}; in {where}")
-    began = time.monotonic()
-    with _signals_interrupt():
-        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
-    took = time.monotonic() - began
-    views = tn.survey(state)
+    state, took, views = _start(spec, directory, obs, timeout, log_level)
     if as_json:
-        out = _status_json(state, views)
-        out["seconds"] = round(took, 3)
-        _echo_json(out)
+        _echo_json({**_status_json(state, views), "seconds": round(took, 3)})
         return
     _print_replica_table(state, views)
     click.echo(f"{len(state.nodes)} {state.engine} replica(s) up and linked in {took:.1f}s")
