@@ -458,11 +458,12 @@ def down(directory: str, observer: Observer | None = None, *, purge: bool = Fals
 
 def _purge(state: TestnetState) -> None:
     """Delete what ``up`` created in the directory: the nodes' directories, the state
-    and lock files; the directory itself if that leaves it empty."""
+    and lock files, the client history (and the workload's merchant wallet); the
+    directory itself if that leaves it empty."""
     for rec in state.nodes:
         if os.path.isdir(rec.datadir):
             shutil.rmtree(rec.datadir, ignore_errors=True)
-    for name in ("testnet.json", ".lock"):
+    for name in ("testnet.json", ".lock", "history.jsonl", "merchant.json"):
         try:
             os.unlink(os.path.join(state.directory, name))
         except FileNotFoundError:

@@ -47,19 +47,19 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_n4_split_2_2_halts_every_engine_heal_resumes_it_and_the_check_passes(work, engine):
     state = up(work, engine)
-    before = wl.run_replicas(state, rate=5, duration=1.5, wait=4)
+    before = wl.run_replicas(state, rate=5, duration=1.0, wait=4)
     assert before.ok == before.operations > 0, before.to_json()
     wait_for(lambda: len(set(commit_indexes(state))) == 1, 10, "the replicas to agree before the split")
 
     tn.partition(str(work), [[0, 1], [2, 3]])
     time.sleep(0.5)                                        # decisions already in flight land
     frozen = commit_indexes(state)
-    during = wl.run_replicas(state, rate=4, duration=1.5, wait=1.0)
+    during = wl.run_replicas(state, rate=4, duration=1.0, wait=1.0)
     assert during.ok == 0 and during.info == during.operations, during.to_json()
     assert commit_indexes(state) == frozen, "a side of a 2|2 split committed"
 
     tn.heal(str(work))
-    after = wl.run_replicas(state, rate=4, duration=1.0, wait=8)
+    after = wl.run_replicas(state, rate=4, duration=0.75, wait=8)
     assert after.ok == after.operations, after.to_json()
     report = check(state, settle=10)
     assert report.ok, report.summary()
@@ -85,7 +85,7 @@ def test_n4_raft_split_3_1_the_majority_commits_the_lone_replica_does_not(work):
 @pytest.mark.parametrize("engine", ["pbft", "tendermint"])
 def test_n4f1_one_equivocating_replica_cannot_split_the_others(work, engine):
     state = up(work, engine, byzantine=1, behaviour="equivocate")
-    result = wl.run_replicas(state, rate=5, duration=2, wait=4)
+    result = wl.run_replicas(state, rate=5, duration=1.5, wait=4)
     assert result.ok > 0
     report = check(state, settle=1)     # PBFT: the deceived replica may lag until a checkpoint
     assert report.ok, report.summary()
@@ -95,7 +95,7 @@ def test_n4f1_one_equivocating_replica_cannot_split_the_others(work, engine):
 def test_n4_two_equivocating_replicas_make_the_check_report_the_split_slot_and_both_values(work, engine):
     up(work, engine, byzantine=2, behaviour="equivocate")
     cli = Cli(work)
-    cli("workload", "--rate", 5, "--duration", 2, "--wait", 2, "--dir", work)
+    cli("workload", "--rate", 5, "--duration", 1, "--wait", 2, "--dir", work)
     out = cli("check", "--settle", 2, "--dir", work, code=1).stdout
     line = next(x for x in out.splitlines() if x.startswith("VIOLATION agreement"))
     # Replica 0 (the first primary/proposer) sends the payment to one honest replica and a
@@ -125,11 +125,11 @@ def test_n4_pbft_a_short_nemesis_of_a_partition_a_crash_and_a_pause_and_the_chec
     state = up(work, "pbft")
     import threading
 
-    schedule = [Fault(1.0, 3.0, "partition", [[0, 3], [1, 2]]), Fault(4.0, 6.0, "kill", 0),
-                Fault(7.0, 9.0, "pause", 1)]
+    schedule = [Fault(0.5, 2.0, "partition", [[0, 3], [1, 2]]), Fault(2.5, 4.0, "kill", 0),
+                Fault(4.5, 6.0, "pause", 1)]
     thread = threading.Thread(target=play, args=(str(work), schedule), kwargs={"history": state.history})
     thread.start()
-    result = wl.run_replicas(state, rate=4, duration=10, wait=3, conflicts=0.2, seed=2)
+    result = wl.run_replicas(state, rate=5, duration=7, wait=3, conflicts=0.3, seed=2)
     thread.join()
     report = check(state, settle=10)
     assert report.ok, report.summary()
