@@ -11,9 +11,17 @@ taken, or a node that cannot open its data directory, leaves no stray process):
     3. mine       start each miner with its share of the hash power (mining/start)
     4. sync       wait until every node has the same tip (on testnet, above genesis)
 
+A network of consensus replicas (``--engine``) comes up in its own phases: link keys
+(one file per replica), start (``python -m minichain.replica``), link (each replica is
+told every address; the higher number dials), then start the engines once every link
+is up.
+
 A partition is each node refusing (and dropping) the peers outside its group
-(``POST /api/control/partition {"deny": [...]}``); healing clears the lists and the
-nodes' own reconnect loops restore the links.
+(``POST /api/control/partition {"deny": [...]}``: listen addresses for nodes, numbers
+for replicas); healing clears the lists and the nodes' own reconnect loops restore the
+links. ``kill`` is a SIGKILL; ``restart`` starts the process again on its ports and data
+directory and puts it back in place (links, partition, miner; a replica's engine runs
+``on_recover``). ``pause`` is SIGSTOP/SIGCONT, for the nemesis.
 
 Simplification, said plainly: on regtest a block takes a couple of hashes, so a miner
 hashing continuously would fill the disk; regtest miners get their wallets but mine
