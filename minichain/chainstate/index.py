@@ -1,0 +1,367 @@
+"""Indexes over the active chain, kept in the store beside the UTXO set.
+
+Bitcoin Core's ``-txindex`` (where is a transaction) and the address index that block
+explorers add on top of it (Insight, Esplora/electrs: what touched an address, and which
+of its outputs are unspent), so the API answers from a few key lookups and one range scan
+instead of decoding blocks.
+
+Every row is written in the same store batch as the block connect that creates it, and
+removed in the same batch as the disconnect that undoes it (``ChainState._connect_tip``
+and ``_disconnect_tip``): after a crash the indexes describe exactly the stored tip, and
+nothing is rebuilt when a node starts. ``ChainState.reindex`` rebuilds them with
+everything else; a store of format 1 (before these indexes) is upgraded once, from the
+stored blocks and their undo data (``rebuild``).
+
+Key spaces (``store.interface.SPACES``). Heights, positions and output numbers are
+big-endian in keys, so one address's rows are one key range, in chain order, and a page
+is a range scan that starts at a cursor (the key of the last row of the previous page):
+
+  tx         txid                        -> TxLocation: block hash, height, position in
+                                            the block, byte offset and length in the block's
+                                            serialization, and the (value, address) of the
+                                            output each input spent (inputs and fee shown
+                                            without another lookup)
+  history    pkh + height + position     -> txid + the net change of the address's balance
+  outputs    pkh + height + txid + vout  -> value + coinbase flag: the address's coins
+  totals     pkh                         -> balance, number of coins, number of history rows
+  blockinfo  block hash                  -> size, number of transactions, miner's address
+
+The genesis block is in ``tx`` and ``blockinfo`` only: its coinbase never enters the UTXO
+set (as in Bitcoin), so it is in no one's balance or history.
+
+Simplifications: a txid is taken to be unique on the active chain (BIP 30 and 34 make it
+so here from genesis); a rebuild holds the whole index in memory and writes it in one
+batch (fine for a laboratory chain, not for Bitcoin's).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from minichain.core.block import HEADER_SIZE, Block
+from minichain.core.encoding import Reader, Writer, decode_all
+from minichain.core.tx import OutPoint, Transaction
+from minichain.core.validation import BlockUndo
+from minichain.store.interface import SPACES, ChainStore, StoreBatch
+
+TX, HISTORY, OUTPUTS, TOTALS, BLOCKINFO = SPACES
+
+_BE32 = struct.Struct(">I")
+_HISTORY = struct.Struct("<32sq")      # txid, delta
+_OUTPUT = struct.Struct("<qB")         # value, coinbase
+_TOTALS = struct.Struct("<qQQ")        # balance, coins, history rows
+_BLOCKINFO = struct.Struct("<II20s")   # size, transactions, miner's pubkey hash
+
+HISTORY_CURSOR_SIZE = 8                # height + position
+COIN_CURSOR_SIZE = 4 + 32 + 4          # height + txid + vout
+
+
+def _compact_size_len(n: int) -> int:
+    return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5 if n <= 0xFFFFFFFF else 9
+
+
+# -- what the indexes hold ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    """Where a confirmed transaction is, and what its inputs spent."""
+
+    block_hash: bytes
+    height: int
+    position: int      # index in the block's transaction list (0: the coinbase)
+    offset: int        # byte offset of its serialization in the block's
+    length: int
+    spent: tuple[tuple[int, bytes], ...]  # (value, pubkey hash) per input; () for a coinbase
+
+    def serialize(self) -> bytes:
+        w = Writer().hash32(self.block_hash).u32(self.height).u32(self.position).u32(self.offset).u32(self.length)
+        w.compact_size(len(self.spent))
+        for value, pkh in self.spent:
+            w.i64(value).write(pkh)
+        return w.getvalue()
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> "TxLocation":
+        def read(r: Reader) -> TxLocation:
+            head = (r.hash32(), r.u32(), r.u32(), r.u32(), r.u32())
+            spent = tuple((r.i64(), r.read(20)) for _ in range(r.count(r.remaining // 28)))
+            return cls(*head, spent)
+
+        return decode_all(data, read)
+
+    @property
+    def spent_value(self) -> int:
+        """What the inputs spent in total (0 for a coinbase)."""
+        return sum(value for value, _ in self.spent)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """A confirmed transaction that touched an address, and what it did to its balance."""
+
+    height: int
+    position: int
+    txid: bytes
+    delta: int    # received minus spent, in units
+
+    @property
+    def cursor(self) -> bytes:
+        return _BE32.pack(self.height) + _BE32.pack(self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressCoin:
+    """An unspent output paying an address."""
+
+    height: int
+    txid: bytes
+    vout: int
+    value: int
+    coinbase: bool
+
+    @property
+    def outpoint(self) -> OutPoint:
+        return OutPoint(self.txid, self.vout)
+
+    @property
+    def cursor(self) -> bytes:
+        return _BE32.pack(self.height) + self.txid + _BE32.pack(self.vout)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressTotals:
+    balance: int = 0   # the value of all its coins (mature or not)
+    coins: int = 0     # how many unspent outputs pay it
+    txs: int = 0       # how many confirmed transactions touched it
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSummary:
+    size: int
+    tx_count: int
+    miner: bytes       # pubkey hash of the coinbase's first output
+
+
+# -- the rows of one block -------------------------------------------------------------------------
+
+
+@dataclass
+class BlockRows:
+    """The index rows one block adds. Connecting writes them and deletes the ``outputs``
+    rows of the coins it spent; disconnecting does the exact reverse."""
+
+    info: tuple[bytes, bytes]
+    txs: list[tuple[bytes, bytes]] = field(default_factory=list)
+    history: list[tuple[bytes, bytes]] = field(default_factory=list)
+    created: list[tuple[bytes, bytes]] = field(default_factory=list)  # outputs rows of its new coins
+    spent: list[tuple[bytes, bytes]] = field(default_factory=list)    # outputs rows of the coins it spends
+    totals: dict[bytes, list[int]] = field(default_factory=dict)      # pkh -> [balance, coins, txs] change
+
+
+def block_rows(block: Block, height: int, undo: BlockUndo, *, addresses: bool = True) -> BlockRows:
+    """The rows for ``block`` connected at ``height``; ``undo`` lists the coins its
+    transactions spent (what ``connect_block`` returns), so the inputs' owners and values
+    come from the spent coins themselves."""
+    txs = block.transactions
+    offset = HEADER_SIZE + _compact_size_len(len(txs))
+    spenders = iter(undo)
+    rows = BlockRows((block.hash, b""))
+    totals = rows.totals
+    height_key = _BE32.pack(height)
+    for position, tx in enumerate(txs):
+        txid = tx.txid
+        coinbase = tx.is_coinbase()
+        spent = () if coinbase else next(spenders)
+        length = tx.size
+        rows.txs.append((txid, TxLocation(block.hash, height, position, offset, length,
+                                          tuple((c.value, c.pubkey_hash) for c in spent)).serialize()))
+        offset += length
+        if not addresses:
+            continue
+        deltas: dict[bytes, int] = {}
+        for txin, coin in zip(tx.inputs, spent):
+            pkh = coin.pubkey_hash
+            deltas[pkh] = deltas.get(pkh, 0) - coin.value
+            prev = txin.prevout
+            rows.spent.append((pkh + _BE32.pack(coin.height) + prev.txid + _BE32.pack(prev.index),
+                               _OUTPUT.pack(coin.value, coin.coinbase)))
+            t = totals.setdefault(pkh, [0, 0, 0])
+            t[0] -= coin.value
+            t[1] -= 1
+        for vout, out in enumerate(tx.outputs):
+            pkh = out.pubkey_hash
+            deltas[pkh] = deltas.get(pkh, 0) + out.value
+            rows.created.append((pkh + height_key + txid + _BE32.pack(vout), _OUTPUT.pack(out.value, coinbase)))
+            t = totals.setdefault(pkh, [0, 0, 0])
+            t[0] += out.value
+            t[1] += 1
+        for pkh, delta in deltas.items():
+            rows.history.append((pkh + height_key + _BE32.pack(position), _HISTORY.pack(txid, delta)))
+            totals.setdefault(pkh, [0, 0, 0])[2] += 1
+    miner = txs[0].outputs[0].pubkey_hash if txs and txs[0].outputs else bytes(20)
+    rows.info = (block.hash, _BLOCKINFO.pack(offset, len(txs), miner))  # offset is now the block's size
+    return rows
+
+
+def _write(batch: StoreBatch, rows: BlockRows, totals_of, sign: int) -> None:
+    """Connect (sign +1) or disconnect (-1) ``rows``. Within a batch the last change to a
+    key wins: a coin created and spent in the same block ends deleted either way."""
+    if sign > 0:
+        put = batch.put_entry
+        put(BLOCKINFO, *rows.info)
+        for key, value in rows.txs:
+            put(TX, key, value)
+        for key, value in rows.history:
+            put(HISTORY, key, value)
+        for key, value in rows.created:
+            put(OUTPUTS, key, value)
+        for key, _ in rows.spent:
+            batch.delete_entry(OUTPUTS, key)
+    else:
+        delete = batch.delete_entry
+        delete(BLOCKINFO, rows.info[0])
+        for key, _ in rows.txs:
+            delete(TX, key)
+        for key, _ in rows.history:
+            delete(HISTORY, key)
+        for key, value in rows.spent:
+            batch.put_entry(OUTPUTS, key, value)
+        for key, _ in rows.created:
+            delete(OUTPUTS, key)
+    for pkh, (balance, coins, txs) in rows.totals.items():
+        old = totals_of(pkh)
+        new = AddressTotals(old.balance + sign * balance, old.coins + sign * coins, old.txs + sign * txs)
+        if new == AddressTotals():
+            batch.delete_entry(TOTALS, pkh)
+        else:
+            batch.put_entry(TOTALS, pkh, _TOTALS.pack(new.balance, new.coins, new.txs))
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def _totals(data: bytes | None) -> AddressTotals:
+    return AddressTotals() if data is None else AddressTotals(*_TOTALS.unpack(data))
+
+
+class ChainIndex:
+    """The indexes of a store: read by the API, written by the chain state's batches."""
+
+    def __init__(self, store: ChainStore) -> None:
+        self.store = store
+
+    # -- writing (the chain state calls these with the batch of a connect or disconnect)
+
+    def connect(self, batch: StoreBatch, block: Block, height: int, undo: BlockUndo) -> None:
+        _write(batch, block_rows(block, height, undo), self.totals, +1)
+
+    def disconnect(self, batch: StoreBatch, block: Block, height: int, undo: BlockUndo) -> None:
+        _write(batch, block_rows(block, height, undo), self.totals, -1)
+
+    def add_genesis(self, batch: StoreBatch, genesis: Block) -> None:
+        _write(batch, block_rows(genesis, 0, (), addresses=False), self.totals, +1)
+
+    # -- transactions and blocks
+
+    def location(self, txid: bytes) -> TxLocation | None:
+        data = self.store.get_entry(TX, txid)
+        return None if data is None else TxLocation.deserialize(data)
+
+    def has_tx(self, txid: bytes) -> bool:
+        return self.store.get_entry(TX, txid) is not None
+
+    def transaction(self, txid: bytes) -> tuple[Transaction, TxLocation] | None:
+        """The transaction and where it is: one index read, one block read, one
+        transaction decoded (not the block)."""
+        loc = self.location(txid)
+        if loc is None:
+            return None
+        raw = self.store.get_block(loc.block_hash)
+        if raw is None:
+            return None
+        return Transaction.deserialize(raw[loc.offset:loc.offset + loc.length]), loc
+
+    def block_summary(self, block_hash: bytes) -> BlockSummary | None:
+        data = self.store.get_entry(BLOCKINFO, block_hash)
+        return None if data is None else BlockSummary(*_BLOCKINFO.unpack(data))
+
+    # -- addresses
+
+    def totals(self, pkh: bytes) -> AddressTotals:
+        return _totals(self.store.get_entry(TOTALS, pkh))
+
+    def history(self, pkh: bytes, *, before: bytes | None = None) -> Iterator[HistoryEntry]:
+        """The address's confirmed history, newest first, from just below ``before`` (a
+        :attr:`HistoryEntry.cursor`). Lazy: take what a page needs."""
+        stop = pkh + before if before is not None else None
+        for key, value in self.store.iter_entries(HISTORY, pkh, stop=stop, reverse=True):
+            txid, delta = _HISTORY.unpack(value)
+            yield HistoryEntry(_BE32.unpack_from(key, 20)[0], _BE32.unpack_from(key, 24)[0], txid, delta)
+
+    def coins(self, pkh: bytes, *, before: bytes | None = None, min_height: int = 0) -> Iterator[AddressCoin]:
+        """The address's unspent outputs, newest first, from just below ``before`` (an
+        :attr:`AddressCoin.cursor`), down to ``min_height``. Lazy."""
+        stop = pkh + before if before is not None else None
+        start = pkh + _BE32.pack(min_height) if min_height > 0 else None
+        for key, value in self.store.iter_entries(OUTPUTS, pkh, start=start, stop=stop, reverse=True):
+            amount, coinbase = _OUTPUT.unpack(value)
+            yield AddressCoin(_BE32.unpack_from(key, 20)[0], key[24:56], _BE32.unpack_from(key, 56)[0],
+                              amount, coinbase == 1)
+
+
+# -- rebuilding and checking -----------------------------------------------------------------------
+
+
+class Rebuilt:
+    """The indexes as a full rebuild from the active chain gives them, in memory."""
+
+    def __init__(self) -> None:
+        self.spaces: dict[str, dict[bytes, bytes]] = {space: {} for space in SPACES}
+
+    def add(self, rows: BlockRows) -> None:
+        """Connect one block's rows (blocks in chain order)."""
+        batch = StoreBatch()
+        _write(batch, rows, lambda pkh: _totals(self.spaces[TOTALS].get(pkh)), +1)
+        for (space, key), value in batch.entries.items():
+            if value is None:
+                self.spaces[space].pop(key, None)
+            else:
+                self.spaces[space][key] = value
+
+    def batch(self, store: ChainStore, batch: StoreBatch | None = None) -> StoreBatch:
+        """A batch that makes the store's index spaces exactly this."""
+        batch = StoreBatch() if batch is None else batch
+        for space in SPACES:
+            wanted = self.spaces[space]
+            for key, _ in store.iter_entries(space):
+                if key not in wanted:
+                    batch.delete_entry(space, key)
+            for key, value in wanted.items():
+                batch.put_entry(space, key, value)
+        return batch
+
+    def differences(self, store: ChainStore, limit: int = 20) -> list[str]:
+        """How the store's index spaces differ from this (empty when they agree)."""
+        problems = []
+        for space in SPACES:
+            wanted = self.spaces[space]
+            stored = dict(store.iter_entries(space))
+            missing = [k for k in wanted if k not in stored]
+            extra = [k for k in stored if k not in wanted]
+            differ = [k for k in wanted if k in stored and stored[k] != wanted[k]]
+            for label, keys in (("missing from", missing), ("extra in", extra), ("different in", differ)):
+                if keys and len(problems) < limit:
+                    problems.append(f"{len(keys)} rows {label} the {space} index, e.g. key {keys[0].hex()}")
+        return problems
+
+
+def rebuild(genesis: Block, blocks: Iterable[tuple[Block, int, BlockUndo]]) -> Rebuilt:
+    """The indexes of an active chain: genesis, then ``(block, height, undo)`` in order."""
+    out = Rebuilt()
+    out.add(block_rows(genesis, 0, (), addresses=False))
+    for block, height, undo in blocks:
+        out.add(block_rows(block, height, undo))
+    return out
