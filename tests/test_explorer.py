@@ -22,6 +22,7 @@ from minichain import params
 from minichain.explorer import allowed_origin, events, url_for
 from minichain.explorer.tree import tree_window
 from minichain.node.api import make_api
+from minichain.node.view import NodeControl
 from minichain.node.node import Node, NodeConfig
 from minichain.chainstate import BlockStatus
 from tests.chainbuilder import NOW, ChainBuilder
@@ -35,7 +36,7 @@ def run(coro_fn, tmp_path):
     """Run ``coro_fn(node, client)`` against a fresh in-memory regtest node's API."""
     async def main():
         node = Node(NodeConfig(params=P, datadir=str(tmp_path), store="memory", discover=False))
-        client = TestClient(TestServer(make_api(node)))
+        client = TestClient(TestServer(make_api(node.view(), NodeControl(node))))
         await client.start_server()
         try:
             return await coro_fn(node, client)

@@ -37,7 +37,8 @@ from minichain.core.encoding import DecodeError
 from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import Transaction
 from minichain.node import messages as m
-from minichain.node.index import ChainIndex
+from minichain.node.lag import LagMonitor
+from minichain.node.view import NodeControl, NodeView
 from minichain.chainstate import Mempool, MempoolError
 from minichain.node.peer import BAN_SCORE, Peer
 from minichain.params import Params
@@ -103,7 +104,7 @@ class Node:
         self.chain.activate_best_chain()  # finish a reorganisation a crash interrupted
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
-        self.index = ChainIndex(self.chain)
+        self.index = self.chain.index  # txid and address indexes, kept in the chain state's batches
         self.peers: list[Peer] = []
         self.addresses: dict[tuple[str, int], float] = {}   # known listen addresses -> last seen
         self.bans: dict[tuple[str, int] | str, float] = {}
@@ -121,6 +122,7 @@ class Node:
         self.block_bytes_received = 0
         self.arrivals: OrderedDict[bytes, float] = OrderedDict()
         self.listeners: list[Callable[[str, dict], None]] = []
+        self.lag = LagMonitor()  # event-loop lag, reported in /api/status
         self._tasks: list[asyncio.Task] = []
         self._runners: list[web.AppRunner] = []
         self._session: aiohttp.ClientSession | None = None
@@ -132,6 +134,7 @@ class Node:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
+        self._spawn(self.lag.run())
         p2p = web.Application()
         p2p.router.add_get(P2P_PATH, self._accept_ws)
         runner = web.AppRunner(p2p, access_log=None)
@@ -143,7 +146,7 @@ class Node:
         if self.config.api is not None:
             from minichain.node.api import make_api
 
-            api_runner = web.AppRunner(make_api(self), access_log=None)
+            api_runner = web.AppRunner(make_api(self.view(), NodeControl(self)), access_log=None)
             await api_runner.setup()
             await web.TCPSite(api_runner, self.config.api[0], self.config.api[1]).start()
             self._runners.append(api_runner)
@@ -179,6 +182,10 @@ class Node:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    def view(self) -> NodeView:
+        """What the API and the explorer may read of this node (node/view.py)."""
+        return NodeView(self)
 
     def request_stop(self) -> None:
         asyncio.get_running_loop().create_task(self.stop())
@@ -567,7 +574,6 @@ class Node:
                 self.arrivals.popitem(last=False)
         act = result.activation
         if act.connected or act.disconnected:
-            self.index.apply(act)
             self.mempool.remove_for_block(result.connected_txs)
             if act.disconnected:
                 height = self.chain.height
