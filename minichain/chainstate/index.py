@@ -24,7 +24,9 @@ is a range scan that starts at a cursor (the key of the last row of the previous
   history    pkh + height + position     -> txid + the net change of the address's balance
   outputs    pkh + height + txid + vout  -> value + coinbase flag: the address's coins
   totals     pkh                         -> balance, number of coins, number of history rows
-  blockinfo  block hash                  -> size, number of transactions, miner's address
+  blockinfo  block hash                  -> size, number of transactions, and the (value,
+                                            address) of each coinbase output: the miner, and
+                                            what is still immature at the tip without a scan
 
 The genesis block is in ``tx`` and ``blockinfo`` only: its coinbase never enters the UTXO
 set (as in Bitcoin), so it is in no one's balance or history.
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from minichain.core.block import HEADER_SIZE, Block
 from minichain.core.encoding import Reader, Writer, decode_all
@@ -49,10 +51,12 @@ from minichain.store.interface import SPACES, ChainStore, StoreBatch
 TX, HISTORY, OUTPUTS, TOTALS, BLOCKINFO = SPACES
 
 _BE32 = struct.Struct(">I")
+_BE32X2 = struct.Struct(">II")
 _HISTORY = struct.Struct("<32sq")      # txid, delta
 _OUTPUT = struct.Struct("<qB")         # value, coinbase
 _TOTALS = struct.Struct("<qQQ")        # balance, coins, history rows
-_BLOCKINFO = struct.Struct("<II20s")   # size, transactions, miner's pubkey hash
+_BLOCKINFO = struct.Struct("<II")      # size, transactions; then the coinbase's outputs
+_PAYMENT = struct.Struct("<q20s")      # value, pubkey hash
 
 HISTORY_CURSOR_SIZE = 8                # height + position
 COIN_CURSOR_SIZE = 4 + 32 + 4          # height + txid + vout
@@ -98,8 +102,7 @@ class TxLocation:
         return sum(value for value, _ in self.spent)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(NamedTuple):   # a tuple: pages build thousands of these
     """A confirmed transaction that touched an address, and what it did to its balance."""
 
     height: int
@@ -112,8 +115,7 @@ class HistoryEntry:
         return _BE32.pack(self.height) + _BE32.pack(self.position)
 
 
-@dataclass(frozen=True, slots=True)
-class AddressCoin:
+class AddressCoin(NamedTuple):
     """An unspent output paying an address."""
 
     height: int
@@ -142,7 +144,21 @@ class AddressTotals:
 class BlockSummary:
     size: int
     tx_count: int
-    miner: bytes       # pubkey hash of the coinbase's first output
+    coinbase: tuple[tuple[int, bytes], ...]   # (value, pubkey hash) of each coinbase output
+
+    @property
+    def miner(self) -> bytes | None:
+        """The pubkey hash the coinbase pays first."""
+        return self.coinbase[0][1] if self.coinbase else None
+
+    def serialize(self) -> bytes:
+        return _BLOCKINFO.pack(self.size, self.tx_count) + b"".join(_PAYMENT.pack(*o) for o in self.coinbase)
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> "BlockSummary":
+        size, count = _BLOCKINFO.unpack_from(data)
+        outs = tuple(_PAYMENT.unpack_from(data, at) for at in range(_BLOCKINFO.size, len(data), _PAYMENT.size))
+        return cls(size, count, outs)
 
 
 # -- the rows of one block -------------------------------------------------------------------------
@@ -201,8 +217,8 @@ def block_rows(block: Block, height: int, undo: BlockUndo, *, addresses: bool = 
         for pkh, delta in deltas.items():
             rows.history.append((pkh + height_key + _BE32.pack(position), _HISTORY.pack(txid, delta)))
             totals.setdefault(pkh, [0, 0, 0])[2] += 1
-    miner = txs[0].outputs[0].pubkey_hash if txs and txs[0].outputs else bytes(20)
-    rows.info = (block.hash, _BLOCKINFO.pack(offset, len(txs), miner))  # offset is now the block's size
+    coinbase = tuple((o.value, o.pubkey_hash) for o in txs[0].outputs) if txs else ()
+    rows.info = (block.hash, BlockSummary(offset, len(txs), coinbase).serialize())  # offset: now the size
     return rows
 
 
@@ -286,7 +302,7 @@ class ChainIndex:
 
     def block_summary(self, block_hash: bytes) -> BlockSummary | None:
         data = self.store.get_entry(BLOCKINFO, block_hash)
-        return None if data is None else BlockSummary(*_BLOCKINFO.unpack(data))
+        return None if data is None else BlockSummary.deserialize(data)
 
     # -- addresses
 
@@ -298,8 +314,7 @@ class ChainIndex:
         :attr:`HistoryEntry.cursor`). Lazy: take what a page needs."""
         stop = pkh + before if before is not None else None
         for key, value in self.store.iter_entries(HISTORY, pkh, stop=stop, reverse=True):
-            txid, delta = _HISTORY.unpack(value)
-            yield HistoryEntry(_BE32.unpack_from(key, 20)[0], _BE32.unpack_from(key, 24)[0], txid, delta)
+            yield HistoryEntry(*_BE32X2.unpack_from(key, 20), *_HISTORY.unpack(value))
 
     def coins(self, pkh: bytes, *, before: bytes | None = None, min_height: int = 0) -> Iterator[AddressCoin]:
         """The address's unspent outputs, newest first, from just below ``before`` (an

@@ -118,7 +118,7 @@ class NodeView:
     # -- the indexes (chainstate/index.py): answers without decoding blocks ---------------------
 
     def block_summary(self, block_hash: bytes) -> BlockSummary | None:
-        """Size, transaction count and miner of a block on the active chain."""
+        """Size, transaction count and coinbase outputs of a block on the active chain."""
         return self._node.chain.index.block_summary(block_hash)
 
     def tx_location(self, txid: bytes) -> TxLocation | None:

@@ -157,18 +157,18 @@ class LevelDBStore(ChainStore):
                 else:
                     it.seek_to_last()
                 while it.valid():
-                    key = it.key()
+                    key, value = it.item()
                     if key < low:
                         break
-                    yield key[1:], it.value()
+                    yield key[1:], value
                     it.prev()
             else:
                 it.seek(low)
                 while it.valid():
-                    key = it.key()
+                    key, value = it.item()
                     if key >= high:
                         break
-                    yield key[1:], it.value()
+                    yield key[1:], value
                     it.next()
         finally:
             it.close()

@@ -11,9 +11,10 @@ and maximum 1000) and says ``next``: the ``after`` of the following page, or nul
 end. Cursors are keys, not offsets, so a page continues where the last one stopped even
 when blocks arrive in between (what arrived shows up on the next first page).
 
-The balance needs no scan of the coins: the index keeps each address's total, and only
-the coins young enough to be immature or below ``min_conf`` (the last max(coinbase
-maturity, min_conf) blocks) are read to take them out.
+The balance needs no scan of the coins: the index keeps each address's total; what is
+still immature comes from the coinbase outputs of the last ``coinbase_maturity`` blocks
+(``blockinfo``: an immature coinbase output cannot have been spent), and only with
+``min_conf`` above 1 are the coins of the last ``min_conf`` blocks read.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from minichain.chainstate.index import COIN_CURSOR_SIZE, HISTORY_CURSOR_SIZE
 from minichain.core.tx import OutPoint
-from minichain.node.api.common import CHUNK, ApiError, address_arg, int_arg, limit_arg, page
+from minichain.node.api.common import CHUNK, ApiError, Encoded, address_arg, int_arg, json_object, limit_arg, page
 from minichain.node.api.shapes import coin_json, history_json, pending_coin_json, pending_history_json
 from minichain.node.view import NodeView
 
@@ -92,16 +93,20 @@ class Addresses:
                     delta -= out.value
         return delta
 
-    def _history_items(self, pkh: bytes, after: Cursor | None) -> Iterator[tuple[Cursor, dict]]:
+    # The lists yield (where, item): ``where`` is a Cursor in the mempool part, and the
+    # index row itself in the chain part (its cursor is made only for a page's last row).
+
+    def _history_items(self, pkh: bytes, after: Cursor | None) -> Iterator[tuple[object, dict]]:
         view = self.view
         if after is None or after.key is None:
             for e in view.mempool_touching(pkh):
                 if after is None or e.sequence < after.seq:
                     yield Cursor(seq=e.sequence), pending_history_json(e.txid, self._pending_delta(e, pkh))
+        tip = view.height
         for h in view.address_history(pkh, after.key if after is not None else None):
-            yield Cursor(key=h.cursor), history_json(view, h)
+            yield h, history_json(tip, h)
 
-    def _coin_items(self, pkh: bytes, after: Cursor | None) -> Iterator[tuple[Cursor, dict]]:
+    def _coin_items(self, pkh: bytes, after: Cursor | None) -> Iterator[tuple[object, dict]]:
         view = self.view
         if after is None or after.key is None:
             for e in view.mempool_touching(pkh):
@@ -113,24 +118,30 @@ class Addresses:
                     op = OutPoint(e.txid, vout)
                     if out.pubkey_hash == pkh and view.mempool_spender(op) is None:
                         yield Cursor(seq=e.sequence, vout=vout), pending_coin_json(op, out.value)
+        tip = view.height
+        spends = view.mempool_size() > 0  # else no coin can be spent in the mempool
         for c in view.address_coins(pkh, after.key if after is not None else None):
-            yield Cursor(key=c.cursor), coin_json(view, c)
+            yield c, coin_json(view, tip, c, spends)
 
-    async def _page(self, items, limit: int) -> tuple[list[dict], str | None]:
-        return await page(items, limit, lambda item: item[1], lambda item: str(item[0]))
+    async def _page(self, items, limit: int) -> tuple[Encoded, str | None]:
+        def cursor(item) -> str:
+            where = item[0]
+            return str(where if isinstance(where, Cursor) else Cursor(key=where.cursor))
+
+        return await page(items, limit, lambda item: item[1], cursor)
 
     async def history(self, request: web.Request) -> web.Response:
         pkh = address_arg(self.view, request.match_info["address"])
         after = Cursor.parse(request.query.get("after"), HISTORY_CURSOR_SIZE, coins=False)
         items, nxt = await self._page(self._history_items(pkh, after), limit_arg(request))
-        return web.json_response({"address": request.match_info["address"], "height": self.view.height,
+        return json_object({"address": request.match_info["address"], "height": self.view.height,
                                   "tip": self.view.tree.tip.hash[::-1].hex(), "history": items, "next": nxt})
 
     async def utxos(self, request: web.Request) -> web.Response:
         pkh = address_arg(self.view, request.match_info["address"])
         after = Cursor.parse(request.query.get("after"), COIN_CURSOR_SIZE, coins=True)
         items, nxt = await self._page(self._coin_items(pkh, after), limit_arg(request))
-        return web.json_response({"address": request.match_info["address"], "height": self.view.height,
+        return json_object({"address": request.match_info["address"], "height": self.view.height,
                                   "tip": self.view.tree.tip.hash[::-1].hex(), "utxos": items, "next": nxt})
 
     # -- the summary -------------------------------------------------------------------------
@@ -144,21 +155,29 @@ class Addresses:
         tip = view.height
         maturity = view.params.coinbase_maturity
         totals = view.address_totals(pkh)
-        # Coins that are immature (coinbase, tip + 1 - height < maturity) or young (tip -
-        # height + 1 < min_conf) all lie at heights >= tip + 2 - max(maturity, min_conf).
-        immature = young = 0
-        for n, c in enumerate(view.address_coins(pkh, min_height=max(0, tip + 2 - max(maturity, min_conf)))):
-            if c.coinbase and tip + 1 - c.height < maturity:
-                immature += c.value
-            elif tip - c.height + 1 < min_conf:
-                young += c.value
-            if n % CHUNK == CHUNK - 1:
-                await asyncio.sleep(0)
+        # Immature: coinbase outputs with tip + 1 - height < maturity, i.e. at heights from
+        # tip + 2 - maturity; consensus keeps them unspent, so the blocks' coinbases say it all.
+        immature = 0
+        first_immature = max(1, tip + 2 - maturity)
+        for height in range(first_immature, tip + 1):
+            entry = view.active_entry(height)
+            summary = view.block_summary(entry.hash) if entry is not None else None
+            if summary is not None:
+                immature += sum(value for value, to in summary.coinbase if to == pkh)
+        # Young: mature coins with fewer than min_conf confirmations (tip - height + 1 <
+        # min_conf), at heights from tip + 2 - min_conf.
+        young = 0
+        if min_conf > 1:
+            for n, c in enumerate(view.address_coins(pkh, min_height=max(0, tip + 2 - min_conf))):
+                if not (c.coinbase and c.height >= first_immature):
+                    young += c.value
+                if n % CHUNK == CHUNK - 1:
+                    await asyncio.sleep(0)
         pending = view.mempool_touching(pkh)
         unconfirmed = sum(self._pending_delta(e, pkh) for e in pending)
         history, history_next = await self._page(self._history_items(pkh, None), limit)
         utxos, utxos_next = await self._page(self._coin_items(pkh, None), limit)
-        return web.json_response({
+        return json_object({
             "address": text, "height": tip, "tip": view.tree.tip.hash[::-1].hex(), "min_conf": min_conf,
             "confirmed": totals.balance - immature - young,  # spendable now: mature, >= min_conf confirmations
             "immature": immature,                             # coinbase outputs waiting for coinbase maturity

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from minichain.node.api.common import MAX_PAGE, ApiError, build_all, int_arg, page, parse_hash
+from minichain.node.api.common import MAX_PAGE, ApiError, build_all, int_arg, json_object, page, parse_hash
 from minichain.node.api.shapes import block_json, hx, spent_outputs, tx_json
 from minichain.node.view import NodeView
 
@@ -60,7 +60,7 @@ class Blocks:
             else:
                 out["transactions"] = await build_all(blk.transactions,
                                                       lambda tx: tx_json(view, tx, spent_outputs(view, tx)))
-        return web.json_response(out)
+        return json_object(out)
 
     async def blocks(self, request: web.Request) -> web.Response:
         view = self.view
@@ -78,7 +78,7 @@ class Blocks:
             return block_json(view, entry, view.block_summary(entry.hash))
 
         out, _ = await page((e for e in entries if e is not None), limit, build, lambda e: str(e.height))
-        return web.json_response(out)
+        return web.Response(text=out, content_type="application/json")
 
     async def tips(self, request: web.Request) -> web.Response:
         return web.json_response([{"height": t["height"], "hash": hx(t["hash"]), "branchlen": t["branchlen"],

@@ -8,7 +8,9 @@ The loop budget: the API runs on the node's event loop, beside peers, relay and 
 miner's new work, so no handler may hold the loop for more than a few milliseconds.
 Every list it returns is a page (``limit``, at most :data:`MAX_PAGE`, and a cursor
 ``after``), built from index range scans, and :func:`page` gives the loop a turn every
-:data:`CHUNK` items while it builds one.
+:data:`CHUNK` items while it builds one -- and encodes the JSON of each chunk as it goes,
+so that no single ``json.dumps`` of a whole page holds the loop either (:class:`Encoded`,
+:func:`json_object`).
 """
 
 from __future__ import annotations
@@ -121,23 +123,41 @@ def limit_arg(request: web.Request, default: int = MAX_PAGE) -> int:
 # -- pages -------------------------------------------------------------------------------------
 
 
+class Encoded(str):
+    """JSON text already encoded: a list a handler built chunk by chunk."""
+
+
+def json_object(fields: dict, status: int = 200) -> web.Response:
+    """A JSON response whose values may be :class:`Encoded` (put in as they are)."""
+    body = ",".join(f"{json.dumps(k)}:{v if isinstance(v, Encoded) else json.dumps(v)}" for k, v in fields.items())
+    return web.Response(text="{" + body + "}", status=status, content_type="application/json")
+
+
 async def page(items: Iterable[T], limit: int, build: Callable[[T], dict],
-               cursor: Callable[[T], str]) -> tuple[list[dict], str | None]:
-    """The first ``limit`` of ``items`` built, and the cursor after the last of them if
-    more follow (else None). Gives the event loop a turn every CHUNK items."""
-    out: list[dict] = []
+               cursor: Callable[[T], str]) -> tuple[Encoded, str | None]:
+    """The first ``limit`` of ``items`` built and encoded as a JSON list, and the cursor
+    after the last of them if more follow (else None). Gives the event loop a turn every
+    CHUNK items."""
+    chunks: list[str] = []
+    chunk: list[dict] = []
     last = None
+    more = False
     for n, item in enumerate(items):
         if n == limit:
-            return out, cursor(last)
-        out.append(build(item))
+            more = True
+            break
+        chunk.append(build(item))
         last = item
-        if n % CHUNK == CHUNK - 1:
+        if len(chunk) == CHUNK:
+            chunks.append(json.dumps(chunk)[1:-1])
+            chunk = []
             await asyncio.sleep(0)
-    return out, None
+    if chunk:
+        chunks.append(json.dumps(chunk)[1:-1])
+    return Encoded("[" + ",".join(chunks) + "]"), cursor(last) if more else None
 
 
-async def build_all(items: Iterable[T], build: Callable[[T], dict]) -> list[dict]:
-    """Every item built (a list bounded elsewhere, e.g. by the block size), in chunks."""
+async def build_all(items: Iterable[T], build: Callable[[T], dict]) -> Encoded:
+    """Every item built and encoded (a list bounded elsewhere, e.g. by the block size), in chunks."""
     out, _ = await page(items, 1 << 62, build, lambda item: "")
     return out

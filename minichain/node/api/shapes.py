@@ -5,6 +5,7 @@ Hashes are shown in display (reversed) order, amounts in integer units.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 from minichain.chainstate.index import AddressCoin, BlockSummary, HistoryEntry
@@ -21,6 +22,13 @@ Spent = tuple[int, bytes] | None   # (value, pubkey hash) of the output an input
 def hx(h: bytes) -> str:
     """A hash in display (reversed) order."""
     return h[::-1].hex()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def address_text(pkh: bytes, version: int) -> str:
+    """Base58Check of a pubkey hash, remembered: the same few addresses (miners, a busy
+    wallet) come back on every page, and encoding one costs some 20 microseconds."""
+    return encode_address(pkh, version)
 
 
 def spent_outputs(view: NodeView, tx: Transaction) -> list[Spent]:
@@ -56,17 +64,17 @@ def tx_json(view: NodeView, tx: Transaction, spent: Sequence[Spent], block_heigh
         item: dict[str, Any] = {"txid": hx(txin.prevout.txid), "vout": txin.prevout.index}
         known = spent[i] if i < len(spent) else None
         if known is not None:
-            item["address"] = encode_address(known[1], version)
+            item["address"] = address_text(known[1], version)
             item["value"] = known[0]
         elif txin.pubkey:
-            item["address"] = encode_address(hash160(txin.pubkey), version)
+            item["address"] = address_text(hash160(txin.pubkey), version)
         inputs.append(item)
     out = {
         "txid": tx.txid_hex(),
         "size": tx.size,
         "coinbase": tx.is_coinbase(),
         "inputs": inputs,
-        "outputs": [{"n": i, "value": o.value, "address": encode_address(o.pubkey_hash, version)}
+        "outputs": [{"n": i, "value": o.value, "address": address_text(o.pubkey_hash, version)}
                     for i, o in enumerate(tx.outputs)],
         "locktime": tx.locktime,
         "hex": tx.serialize().hex(),
@@ -103,29 +111,28 @@ def block_json(view: NodeView, entry: IndexEntry, summary: BlockSummary | None =
         "next": [hx(c.hash) for c in entry.children],
     }
     if summary is None and block is not None:
-        coinbase = block.transactions[0] if block.transactions else None
-        miner = coinbase.outputs[0].pubkey_hash if coinbase is not None and coinbase.outputs else None
-        summary = BlockSummary(block.size, len(block.transactions), miner or b"")
+        coinbase = block.transactions[0].outputs if block.transactions else ()
+        summary = BlockSummary(block.size, len(block.transactions), tuple((o.value, o.pubkey_hash) for o in coinbase))
     if summary is not None:
         out["size"] = summary.size
         out["tx_count"] = summary.tx_count
         if summary.miner:
-            out["miner"] = encode_address(summary.miner, view.params.address_version)
+            out["miner"] = address_text(summary.miner, view.params.address_version)
     return out
 
 
-def history_json(view: NodeView, e: HistoryEntry) -> dict:
-    return {"txid": hx(e.txid), "height": e.height, "confirmations": view.height - e.height + 1, "delta": e.delta}
+def history_json(tip: int, e: HistoryEntry) -> dict:
+    return {"txid": e.txid[::-1].hex(), "height": e.height, "confirmations": tip - e.height + 1, "delta": e.delta}
 
 
 def pending_history_json(txid: bytes, delta: int) -> dict:
     return {"txid": hx(txid), "height": None, "confirmations": 0, "delta": delta}
 
 
-def coin_json(view: NodeView, c: AddressCoin) -> dict:
-    tip = view.height
-    spent_by = view.mempool_spender(c.outpoint)
-    return {"txid": hx(c.txid), "vout": c.vout, "value": c.value, "height": c.height,
+def coin_json(view: NodeView, tip: int, c: AddressCoin, spends: bool = True) -> dict:
+    """``spends``: whether to ask the mempool if it spends the coin (not when it is empty)."""
+    spent_by = view.mempool_spender(c.outpoint) if spends else None
+    return {"txid": c.txid[::-1].hex(), "vout": c.vout, "value": c.value, "height": c.height,
             "confirmations": tip - c.height + 1, "coinbase": c.coinbase,
             "mature": not c.coinbase or tip + 1 - c.height >= view.params.coinbase_maturity,
             "spent_in_mempool": hx(spent_by) if spent_by else None}
