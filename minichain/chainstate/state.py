@@ -599,6 +599,8 @@ class ChainState:
         present"); then the best chain is connected again with full validation, one batch
         per block as usual, which writes the indexes as it goes.
         """
+        log.warning("reindexing: rebuilding the UTXO set, undo data and indexes from the stored blocks")
+        began = time.monotonic()
         rows = {row.header.hash: row for row in self.store.iter_index()}
         next_sequence = max((r.sequence for r in rows.values()), default=0) + 1
         batch = StoreBatch()
@@ -630,7 +632,10 @@ class ChainState:
         self.store.write(batch)
         self._recent.clear()
         self.tree = self._load_tree()
-        return self.activate_best_chain()
+        act = self.activate_best_chain()
+        log.warning("reindexed %d blocks in %.1f s; tip at height %d", len(act.connected), time.monotonic() - began,
+                    self.height)
+        return act
 
     def close(self) -> None:
         self.store.close()
