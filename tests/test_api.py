@@ -12,38 +12,20 @@ import time
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from minichain import params
 from minichain.core.keys import PrivateKey
 from minichain.core.tx import OutPoint, TxOut
-from minichain.node.api import MAX_PAGE, make_api
+from minichain.node.api import MAX_PAGE
 from minichain.node.api import common
 from minichain.node.lag import LagMonitor
-from minichain.node.node import Node, NodeConfig
-from minichain.node.view import NodeControl, NodeView
+from minichain.node.view import NodeView
 from tests import bigaddress
 from tests.chainbuilder import ChainBuilder
+from tests.test_explorer import run
 
 P = params.regtest
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(coro_fn, tmp_path, blocks=()):
-    """Run ``coro_fn(node, client)`` against a fresh in-memory regtest node holding ``blocks``."""
-    async def main():
-        node = Node(NodeConfig(params=P, datadir=str(tmp_path), store="memory", discover=False))
-        for block in blocks:
-            assert node.process_block(block).status.value == "connected"
-        client = TestClient(TestServer(make_api(node.view(), NodeControl(node))))
-        await client.start_server()
-        try:
-            return await coro_fn(node, client)
-        finally:
-            await client.close()
-            node.chain.close()
-
-    return asyncio.run(main())
 
 
 async def get(client, path, status=200):

@@ -155,7 +155,8 @@ def test_reindex_rebuilds_the_same_indexes(new_store):
 
 
 def downgrade_to_format_1(store):
-    """What a store written before the indexes looks like: no index rows, the old tag."""
+    """What a store written before the indexes looks like: no index rows, the old tag
+    (also used by tests/e2e/test_store_e2e.py and benchmarks/api.py)."""
     b = StoreBatch()
     for space in SPACES:
         for key, _ in store.iter_entries(space):

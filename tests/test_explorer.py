@@ -32,10 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 STATIC = importlib.resources.files("minichain.explorer").joinpath("static")
 
 
-def run(coro_fn, tmp_path):
-    """Run ``coro_fn(node, client)`` against a fresh in-memory regtest node's API."""
+def run(coro_fn, tmp_path, blocks=()):
+    """Run ``coro_fn(node, client)`` against a fresh in-memory regtest node's API, the node
+    holding ``blocks`` (each must connect)."""
     async def main():
         node = Node(NodeConfig(params=P, datadir=str(tmp_path), store="memory", discover=False))
+        for block in blocks:
+            assert node.process_block(block).status is BlockStatus.CONNECTED
         client = TestClient(TestServer(make_api(node.view(), NodeControl(node))))
         await client.start_server()
         try:

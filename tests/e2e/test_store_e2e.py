@@ -11,11 +11,11 @@ from click.testing import CliRunner
 
 from minichain import params
 from minichain.chainstate import ChainState
-from minichain.chainstate.index import SPACES
 from minichain.cli import main
 from minichain.store import StoreBatch
 from minichain.store.leveldb import LevelDBStore
 from tests.chainbuilder import NOW, ChainBuilder
+from tests.test_chainstate_index import downgrade_to_format_1
 
 pytestmark = pytest.mark.slow
 
@@ -44,12 +44,7 @@ def test_a_format_1_directory_is_upgraded_once_at_the_first_start(network):
     address = builder.keys[1].public_key.address(P.address_version)
     with LevelDBStore(os.path.join(node.datadir, "chain")) as store:
         expected = len(list(ChainState(store, P).index.history(builder.pkh(1))))
-        b = StoreBatch()
-        for space in SPACES:
-            for key, _ in store.iter_entries(space):
-                b.delete_entry(space, key)
-        b.put_meta("format", b"minichain-store-1")
-        store.write(b)
+        downgrade_to_format_1(store)
     assert expected > 0
     node.start()
     assert node.status()["height"] == len(blocks)

@@ -131,18 +131,18 @@ class Addresses:
         return await page(items, limit, lambda item: item[1], cursor)
 
     async def history(self, request: web.Request) -> web.Response:
-        pkh = address_arg(self.view, request.match_info["address"])
-        after = Cursor.parse(request.query.get("after"), HISTORY_CURSOR_SIZE, coins=False)
-        items, nxt = await self._page(self._history_items(pkh, after), limit_arg(request))
-        return json_object({"address": request.match_info["address"], "height": self.view.height,
-                                  "tip": self.view.tree.tip.hash[::-1].hex(), "history": items, "next": nxt})
+        return await self._list(request, "history", self._history_items, HISTORY_CURSOR_SIZE, coins=False)
 
     async def utxos(self, request: web.Request) -> web.Response:
-        pkh = address_arg(self.view, request.match_info["address"])
-        after = Cursor.parse(request.query.get("after"), COIN_CURSOR_SIZE, coins=True)
-        items, nxt = await self._page(self._coin_items(pkh, after), limit_arg(request))
-        return json_object({"address": request.match_info["address"], "height": self.view.height,
-                                  "tip": self.view.tree.tip.hash[::-1].hex(), "utxos": items, "next": nxt})
+        return await self._list(request, "utxos", self._coin_items, COIN_CURSOR_SIZE, coins=True)
+
+    async def _list(self, request: web.Request, key: str, items, cursor_size: int, coins: bool) -> web.Response:
+        view = self.view
+        pkh = address_arg(view, request.match_info["address"])
+        after = Cursor.parse(request.query.get("after"), cursor_size, coins=coins)
+        listed, nxt = await self._page(items(pkh, after), limit_arg(request))
+        return json_object({"address": request.match_info["address"], "height": view.height,
+                            "tip": view.tree.tip.hash[::-1].hex(), key: listed, "next": nxt})
 
     # -- the summary -------------------------------------------------------------------------
 
