@@ -39,7 +39,7 @@ batch (fine for a laboratory chain, not for Bitcoin's).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple
 
 from minichain.core.block import HEADER_SIZE, Block
@@ -52,6 +52,9 @@ TX, HISTORY, OUTPUTS, TOTALS, BLOCKINFO = SPACES
 
 _BE32 = struct.Struct(">I")
 _BE32X2 = struct.Struct(">II")
+_HISTORY_KEY = struct.Struct(">20sII")     # pkh, height, position
+_OUTPUT_KEY = struct.Struct(">20sI32sI")   # pkh, height, txid, vout
+_LOCATION = struct.Struct("<32sIIII")  # block hash, height, position, offset, length; then what it spent
 _HISTORY = struct.Struct("<32sq")      # txid, delta
 _OUTPUT = struct.Struct("<qB")         # value, coinbase
 _TOTALS = struct.Struct("<qQQ")        # balance, coins, history rows
@@ -64,6 +67,15 @@ COIN_CURSOR_SIZE = 4 + 32 + 4          # height + txid + vout
 
 def _compact_size_len(n: int) -> int:
     return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5 if n <= 0xFFFFFFFF else 9
+
+
+def _location(block_hash: bytes, height: int, position: int, offset: int, length: int,
+              spent: Iterable[tuple[int, bytes]]) -> bytes:
+    """TxLocation's bytes (struct, not Writer: one of these per transaction connected)."""
+    payments = [_PAYMENT.pack(value, pkh) for value, pkh in spent]
+    n = len(payments)
+    count = bytes([n]) if n < 0xFD else Writer().compact_size(n).getvalue()
+    return _LOCATION.pack(block_hash, height, position, offset, length) + count + b"".join(payments)
 
 
 # -- what the indexes hold ----------------------------------------------------------------------
@@ -81,11 +93,7 @@ class TxLocation:
     spent: tuple[tuple[int, bytes], ...]  # (value, pubkey hash) per input; () for a coinbase
 
     def serialize(self) -> bytes:
-        w = Writer().hash32(self.block_hash).u32(self.height).u32(self.position).u32(self.offset).u32(self.length)
-        w.compact_size(len(self.spent))
-        for value, pkh in self.spent:
-            w.i64(value).write(pkh)
-        return w.getvalue()
+        return _location(self.block_hash, self.height, self.position, self.offset, self.length, self.spent)
 
     @classmethod
     def deserialize(cls, data: bytes) -> "TxLocation":
@@ -164,96 +172,74 @@ class BlockSummary:
 # -- the rows of one block -------------------------------------------------------------------------
 
 
-@dataclass
-class BlockRows:
-    """The index rows one block adds. Connecting writes them and deletes the ``outputs``
-    rows of the coins it spent; disconnecting does the exact reverse."""
+def index_block(batch: StoreBatch, block: Block, height: int, undo: BlockUndo, sign: int, totals_of,
+                *, addresses: bool = True) -> None:
+    """Add to ``batch`` what connecting (``sign`` +1) or disconnecting (-1) ``block`` at
+    ``height`` does to the indexes. ``undo`` lists the coins its transactions spent (what
+    ``connect_block`` returns), so an input's owner and value come from the coin itself;
+    ``totals_of(pkh)`` reads an address's totals before this block.
 
-    info: tuple[bytes, bytes]
-    txs: list[tuple[bytes, bytes]] = field(default_factory=list)
-    history: list[tuple[bytes, bytes]] = field(default_factory=list)
-    created: list[tuple[bytes, bytes]] = field(default_factory=list)  # outputs rows of its new coins
-    spent: list[tuple[bytes, bytes]] = field(default_factory=list)    # outputs rows of the coins it spends
-    totals: dict[bytes, list[int]] = field(default_factory=dict)      # pkh -> [balance, coins, txs] change
-
-
-def block_rows(block: Block, height: int, undo: BlockUndo, *, addresses: bool = True) -> BlockRows:
-    """The rows for ``block`` connected at ``height``; ``undo`` lists the coins its
-    transactions spent (what ``connect_block`` returns), so the inputs' owners and values
-    come from the spent coins themselves."""
+    In a batch the last change to a key wins. Connecting walks the transactions in order
+    (a coin is created, then perhaps spent by a later transaction: deleted); disconnecting
+    walks them backwards, restoring what each spent before deleting what it created, so a
+    coin created and spent inside the block ends deleted both ways. (Written for speed: it
+    runs for every block; entries go straight into the batch's dict.)"""
+    entries = batch.entries
     txs = block.transactions
+    block_hash = block.hash
+    connect = sign > 0
+    history_key, output_key, output, be32 = _HISTORY_KEY.pack, _OUTPUT_KEY.pack, _OUTPUT.pack, _BE32.pack
+    totals: dict[bytes, list[int]] = {}
+    offsets = []
     offset = HEADER_SIZE + _compact_size_len(len(txs))
-    spenders = iter(undo)
-    rows = BlockRows((block.hash, b""))
-    totals = rows.totals
-    height_key = _BE32.pack(height)
-    for position, tx in enumerate(txs):
+    for tx in txs:
+        offsets.append(offset)
+        offset += tx.size
+    entries[(BLOCKINFO, block_hash)] = BlockSummary(
+        offset, len(txs), tuple((o.value, o.pubkey_hash) for o in txs[0].outputs) if txs else ()
+    ).serialize() if connect else None  # offset: now the block's size
+    spenders = [()] + list(undo) if txs and txs[0].is_coinbase() else list(undo)
+    order = range(len(txs)) if connect else range(len(txs) - 1, -1, -1)
+    for position in order:
+        tx = txs[position]
         txid = tx.txid
-        coinbase = tx.is_coinbase()
-        spent = () if coinbase else next(spenders)
-        length = tx.size
-        rows.txs.append((txid, TxLocation(block.hash, height, position, offset, length,
-                                          tuple((c.value, c.pubkey_hash) for c in spent)).serialize()))
-        offset += length
+        spent = spenders[position]
+        entries[(TX, txid)] = _location(block_hash, height, position, offsets[position], tx.size,
+                                        [(c.value, c.pubkey_hash) for c in spent]) if connect else None
         if not addresses:
             continue
+        coinbase = not spent and tx.is_coinbase()
         deltas: dict[bytes, int] = {}
-        for txin, coin in zip(tx.inputs, spent):
-            pkh = coin.pubkey_hash
-            deltas[pkh] = deltas.get(pkh, 0) - coin.value
-            prev = txin.prevout
-            rows.spent.append((pkh + _BE32.pack(coin.height) + prev.txid + _BE32.pack(prev.index),
-                               _OUTPUT.pack(coin.value, coin.coinbase)))
-            t = totals.setdefault(pkh, [0, 0, 0])
-            t[0] -= coin.value
-            t[1] -= 1
+        outs = []
         for vout, out in enumerate(tx.outputs):
-            pkh = out.pubkey_hash
-            deltas[pkh] = deltas.get(pkh, 0) + out.value
-            rows.created.append((pkh + height_key + txid + _BE32.pack(vout), _OUTPUT.pack(out.value, coinbase)))
-            t = totals.setdefault(pkh, [0, 0, 0])
-            t[0] += out.value
+            pkh, value = out.pubkey_hash, out.value
+            deltas[pkh] = deltas.get(pkh, 0) + value
+            outs.append(((OUTPUTS, output_key(pkh, height, txid, vout)), output(value, coinbase)))
+            t = totals.get(pkh) or totals.setdefault(pkh, [0, 0, 0])
+            t[0] += value
             t[1] += 1
-        for pkh, delta in deltas.items():
-            rows.history.append((pkh + height_key + _BE32.pack(position), _HISTORY.pack(txid, delta)))
-            totals.setdefault(pkh, [0, 0, 0])[2] += 1
-    coinbase = tuple((o.value, o.pubkey_hash) for o in txs[0].outputs) if txs else ()
-    rows.info = (block.hash, BlockSummary(offset, len(txs), coinbase).serialize())  # offset: now the size
-    return rows
-
-
-def _write(batch: StoreBatch, rows: BlockRows, totals_of, sign: int) -> None:
-    """Connect (sign +1) or disconnect (-1) ``rows``. Within a batch the last change to a
-    key wins: a coin created and spent in the same block ends deleted either way."""
-    if sign > 0:
-        put = batch.put_entry
-        put(BLOCKINFO, *rows.info)
-        for key, value in rows.txs:
-            put(TX, key, value)
-        for key, value in rows.history:
-            put(HISTORY, key, value)
-        for key, value in rows.created:
-            put(OUTPUTS, key, value)
-        for key, _ in rows.spent:
-            batch.delete_entry(OUTPUTS, key)
-    else:
-        delete = batch.delete_entry
-        delete(BLOCKINFO, rows.info[0])
-        for key, _ in rows.txs:
-            delete(TX, key)
-        for key, _ in rows.history:
-            delete(HISTORY, key)
-        for key, value in rows.spent:
-            batch.put_entry(OUTPUTS, key, value)
-        for key, _ in rows.created:
-            delete(OUTPUTS, key)
-    for pkh, (balance, coins, txs) in rows.totals.items():
-        old = totals_of(pkh)
-        new = AddressTotals(old.balance + sign * balance, old.coins + sign * coins, old.txs + sign * txs)
-        if new == AddressTotals():
-            batch.delete_entry(TOTALS, pkh)
+        ins = []
+        for txin, coin in zip(tx.inputs, spent):
+            pkh, value = coin.pubkey_hash, coin.value
+            deltas[pkh] = deltas.get(pkh, 0) - value
+            prev = txin.prevout
+            ins.append(((OUTPUTS, output_key(pkh, coin.height, prev.txid, prev.index)), output(value, coin.coinbase)))
+            t = totals.get(pkh) or totals.setdefault(pkh, [0, 0, 0])
+            t[0] -= value
+            t[1] -= 1
+        if connect:
+            entries.update(outs)
+            entries.update((key, None) for key, _ in ins)
         else:
-            batch.put_entry(TOTALS, pkh, _TOTALS.pack(new.balance, new.coins, new.txs))
+            entries.update(ins)
+            entries.update((key, None) for key, _ in outs)
+        for pkh, delta in deltas.items():
+            entries[(HISTORY, history_key(pkh, height, position))] = _HISTORY.pack(txid, delta) if connect else None
+            totals[pkh][2] += 1
+    for pkh, (balance, coins, count) in totals.items():
+        old = totals_of(pkh)
+        new = AddressTotals(old.balance + sign * balance, old.coins + sign * coins, old.txs + sign * count)
+        entries[(TOTALS, pkh)] = None if new == AddressTotals() else _TOTALS.pack(new.balance, new.coins, new.txs)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -272,13 +258,13 @@ class ChainIndex:
     # -- writing (the chain state calls these with the batch of a connect or disconnect)
 
     def connect(self, batch: StoreBatch, block: Block, height: int, undo: BlockUndo) -> None:
-        _write(batch, block_rows(block, height, undo), self.totals, +1)
+        index_block(batch, block, height, undo, +1, self.totals)
 
     def disconnect(self, batch: StoreBatch, block: Block, height: int, undo: BlockUndo) -> None:
-        _write(batch, block_rows(block, height, undo), self.totals, -1)
+        index_block(batch, block, height, undo, -1, self.totals)
 
     def add_genesis(self, batch: StoreBatch, genesis: Block) -> None:
-        _write(batch, block_rows(genesis, 0, (), addresses=False), self.totals, +1)
+        index_block(batch, genesis, 0, (), +1, self.totals, addresses=False)
 
     # -- transactions and blocks
 
@@ -336,10 +322,11 @@ class Rebuilt:
     def __init__(self) -> None:
         self.spaces: dict[str, dict[bytes, bytes]] = {space: {} for space in SPACES}
 
-    def add(self, rows: BlockRows) -> None:
-        """Connect one block's rows (blocks in chain order)."""
+    def add(self, block: Block, height: int, undo: BlockUndo, *, addresses: bool = True) -> None:
+        """Connect one block (blocks in chain order)."""
         batch = StoreBatch()
-        _write(batch, rows, lambda pkh: _totals(self.spaces[TOTALS].get(pkh)), +1)
+        index_block(batch, block, height, undo, +1, lambda pkh: _totals(self.spaces[TOTALS].get(pkh)),
+                    addresses=addresses)
         for (space, key), value in batch.entries.items():
             if value is None:
                 self.spaces[space].pop(key, None)
@@ -376,7 +363,7 @@ class Rebuilt:
 def rebuild(genesis: Block, blocks: Iterable[tuple[Block, int, BlockUndo]]) -> Rebuilt:
     """The indexes of an active chain: genesis, then ``(block, height, undo)`` in order."""
     out = Rebuilt()
-    out.add(block_rows(genesis, 0, (), addresses=False))
+    out.add(genesis, 0, (), addresses=False)
     for block, height, undo in blocks:
-        out.add(block_rows(block, height, undo))
+        out.add(block, height, undo)
     return out

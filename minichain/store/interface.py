@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from minichain.core.block import HEADER_SIZE, BlockHeader
 from minichain.core.chain import Status
@@ -156,6 +156,15 @@ class StoreBatch:
     def delete_entry(self, space: str, key: bytes) -> None:
         check_space(space)
         self.entries[(space, key)] = None
+
+    def put_entries(self, space: str, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Many puts to one space, in order (what an index writes per block)."""
+        check_space(space)
+        self.entries.update(((space, key), value) for key, value in items)
+
+    def delete_entries(self, space: str, keys: Iterable[bytes]) -> None:
+        check_space(space)
+        self.entries.update(((space, key), None) for key in keys)
 
     def __bool__(self) -> bool:
         return bool(self.blocks or self.index or self.coins or self.undo or self.meta or self.tip is not None

@@ -21,9 +21,10 @@ class MemoryStore(ChainStore):
         self._undo: dict[bytes, bytes] = {}
         self._meta: dict[str, bytes] = {}
         self._tip: bytes | None = None
-        # Each key space: a dict and its keys kept sorted (bisect), for range scans.
+        # Each key space: a dict, and its keys sorted for range scans -- sorted again only
+        # when a scan follows writes (a block writes hundreds of keys; scans are rarer).
         self._spaces: dict[str, dict[bytes, bytes]] = {space: {} for space in SPACES}
-        self._sorted: dict[str, list[bytes]] = {space: [] for space in SPACES}
+        self._sorted: dict[str, list[bytes] | None] = {space: [] for space in SPACES}
         self._closed = False
         self.writes = 0  # batches applied, for tests
 
@@ -47,13 +48,13 @@ class MemoryStore(ChainStore):
                 self._undo[block_hash] = data
         self._meta.update(batch.meta)
         for (space, key), value in batch.entries.items():
-            values, keys = self._spaces[space], self._sorted[space]
+            values = self._spaces[space]
             if value is None:
                 if values.pop(key, None) is not None:
-                    del keys[bisect.bisect_left(keys, key)]
+                    self._sorted[space] = None
             else:
                 if key not in values:
-                    bisect.insort(keys, key)
+                    self._sorted[space] = None
                 values[key] = value
         if batch.tip is not None:
             self._tip = batch.tip
@@ -109,6 +110,8 @@ class MemoryStore(ChainStore):
         self._check_open()
         check_space(space)
         keys, values = self._sorted[space], self._spaces[space]
+        if keys is None:
+            keys = self._sorted[space] = sorted(values)
         low, high = key_range(prefix, start, stop)
         i = bisect.bisect_left(keys, low)
         j = len(keys) if high is None else bisect.bisect_left(keys, high)

@@ -149,8 +149,9 @@ class NodeClient:
             ) from None
 
     def get(self, path: str, **query: Any) -> Any:
+        query = {k: v for k, v in query.items() if v is not None}
         if query:
-            path += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+            path += "?" + urllib.parse.urlencode(query)
         return self.request("GET", path)
 
     # -- read endpoints ---------------------------------------------------------------------
