@@ -140,9 +140,10 @@ class Addresses:
         view = self.view
         pkh = address_arg(view, request.match_info["address"])
         after = Cursor.parse(request.query.get("after"), cursor_size, coins=coins)
+        height, tip = view.height, view.tree.tip.hash[::-1].hex()  # before the page: it may take turns
         listed, nxt = await self._page(items(pkh, after), limit_arg(request))
-        return json_object({"address": request.match_info["address"], "height": view.height,
-                            "tip": view.tree.tip.hash[::-1].hex(), key: listed, "next": nxt})
+        return json_object({"address": request.match_info["address"], "height": height, "tip": tip,
+                            key: listed, "next": nxt})
 
     # -- the summary -------------------------------------------------------------------------
 
@@ -152,7 +153,7 @@ class Addresses:
         pkh = address_arg(view, text)
         min_conf = int_arg(request, "min_conf", 1, 0)
         limit = limit_arg(request)
-        tip = view.height
+        tip, tip_hash = view.height, view.tree.tip.hash[::-1].hex()
         maturity = view.params.coinbase_maturity
         totals = view.address_totals(pkh)
         # Immature: coinbase outputs with tip + 1 - height < maturity, i.e. at heights from
@@ -178,7 +179,7 @@ class Addresses:
         history, history_next = await self._page(self._history_items(pkh, None), limit)
         utxos, utxos_next = await self._page(self._coin_items(pkh, None), limit)
         return json_object({
-            "address": text, "height": tip, "tip": view.tree.tip.hash[::-1].hex(), "min_conf": min_conf,
+            "address": text, "height": tip, "tip": tip_hash, "min_conf": min_conf,
             "confirmed": totals.balance - immature - young,  # spendable now: mature, >= min_conf confirmations
             "immature": immature,                             # coinbase outputs waiting for coinbase maturity
             "unconfirmed": unconfirmed,                       # the net effect of its mempool transactions
