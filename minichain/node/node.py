@@ -36,7 +36,7 @@ from minichain.core.tx import Transaction
 from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
 from minichain.node import messages as m
 from minichain.node.backend import NodeChain
-from minichain.node.index import ChainIndex
+from minichain.node.lag import LagMonitor
 from minichain.node.peer import Peer
 from minichain.node.protocol import (
     DEFAULT_BAN_SECONDS,
@@ -49,6 +49,7 @@ from minichain.node.protocol import (
     ProtocolConfig,
     Send,
 )
+from minichain.node.view import NodeControl, NodeView
 from minichain.params import Params
 from minichain.store.interface import ChainStore
 
@@ -107,9 +108,8 @@ class Node:
         self.chain.activate_best_chain()  # finish a reorganisation a crash interrupted
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
-        self.index = ChainIndex(self.chain)
-        self.backend = NodeChain(self.chain, self.mempool, index=self.index,
-                                 on_block=self._block_accepted, on_tx=self._tx_admitted)
+        self.index = self.chain.index  # txid and address indexes, kept in the chain state's batches
+        self.backend = NodeChain(self.chain, self.mempool, on_block=self._block_accepted, on_tx=self._tx_admitted)
         self.protocol = PeerProtocol(
             self.backend, genesis_hash=self.chain.genesis.hash, nonce=random.getrandbits(64),
             user_agent=USER_AGENT, network=self.params.name, connect=config.connect,
@@ -128,6 +128,7 @@ class Node:
         self.block_bytes_received = 0
         self.arrivals: OrderedDict[bytes, float] = OrderedDict()
         self.listeners: list[Callable[[str, dict], None]] = []
+        self.lag = LagMonitor()  # event-loop lag, reported in /api/status
         self._tasks: list[asyncio.Task] = []
         self._runners: list[web.AppRunner] = []
         self._session: aiohttp.ClientSession | None = None
@@ -136,24 +137,11 @@ class Node:
         self._extra_nonce = 0
         self._source: Peer | None = None     # the peer whose message is being handled
 
-    # -- what the protocol holds, for the API ---------------------------------------------------
-
-    @property
-    def addresses(self) -> dict[tuple[str, int], float]:
-        return self.protocol.addresses
-
-    @property
-    def bans(self) -> dict[tuple[str, int] | str, float]:
-        return self.protocol.bans
-
-    @property
-    def denied(self) -> set[tuple[str, int]]:
-        return self.protocol.denied
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
+        self._spawn(self.lag.run())
         p2p = web.Application()
         p2p.router.add_get(P2P_PATH, self._accept_ws)
         runner = web.AppRunner(p2p, access_log=None)
@@ -167,7 +155,7 @@ class Node:
         if self.config.api is not None:
             from minichain.node.api import make_api
 
-            api_runner = web.AppRunner(make_api(self), access_log=None)
+            api_runner = web.AppRunner(make_api(self.view(), NodeControl(self)), access_log=None)
             await api_runner.setup()
             await web.TCPSite(api_runner, self.config.api[0], self.config.api[1]).start()
             self._runners.append(api_runner)
@@ -203,6 +191,10 @@ class Node:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    def view(self) -> NodeView:
+        """What the API and the explorer may read of this node (node/view.py)."""
+        return NodeView(self)
 
     def request_stop(self) -> None:
         asyncio.get_running_loop().create_task(self.stop())
