@@ -318,7 +318,6 @@ def sweep_cmd(ctx: click.Context, what: str | None, out_dir: str | None, workers
     from minichain.cli.common import EXIT_USAGE, CommandError
     from minichain.sim import sweep
     from minichain.sim.sweep import report
-    from minichain.sim.sweep.runner import describe_executor
 
     if list_scenarios:
         click.echo(report.scenarios(), nl=False)
@@ -335,20 +334,9 @@ def sweep_cmd(ctx: click.Context, what: str | None, out_dir: str | None, workers
         raise CommandError(str(exc), EXIT_USAGE) from None
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    total = len(spec.points()) * len(spec.seeds)
     try:
         if sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            from minichain.cli.common import console
-
-            where = describe_executor(workers, scheduler)
-            with Progress(TextColumn(f"{spec.scenario} on {where}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("runs, ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
-                          console=console(stderr=True), transient=True) as bar:
-                task = bar.add_task("sweep", total=total)
-                result = sweep.sweep(spec, out_dir, workers=workers, scheduler=scheduler, plots=plots,
-                                     progress=lambda done, _total: bar.update(task, completed=done))
+            result = _sweep_with_progress_bar(spec, out_dir, workers, scheduler, plots)
         else:
             result = sweep.sweep(spec, out_dir, workers=workers, scheduler=scheduler, plots=plots)
     except sweep.SweepError as exc:
@@ -366,6 +354,33 @@ def sweep_cmd(ctx: click.Context, what: str | None, out_dir: str | None, workers
     click.echo(report.timing(result), err=True)
     if result.written:
         click.echo("wrote " + ", ".join(result.written), err=True)
+
+
+def _sweep_with_progress_bar(spec, out_dir, workers, scheduler, plots):
+    """The sweep under a rich progress bar on stderr: runs done of the total, ETA, executor.
+    The bar starts at the first report, once the executor's workers have started (a
+    worker forked while the bar's refresh thread holds a lock could inherit it locked)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from minichain.cli.common import console
+    from minichain.sim import sweep
+    from minichain.sim.sweep.runner import describe_executor
+
+    bar = Progress(TextColumn(f"{spec.scenario} on {describe_executor(workers, scheduler)}"), BarColumn(),
+                   MofNCompleteColumn(), TextColumn("runs, ETA"), TimeRemainingColumn(), TextColumn("elapsed"),
+                   TimeElapsedColumn(),
+                   console=console(stderr=True), transient=True)
+    task = bar.add_task("sweep", total=len(spec.points()) * len(spec.seeds))
+
+    def report(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done)
+
+    try:
+        return sweep.sweep(spec, out_dir, workers=workers, scheduler=scheduler, plots=plots, progress=report)
+    finally:
+        bar.stop()
 
 
 def _parameter_options(args: list[str]) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ in completion order; the caller puts them back in the order of the grid, so the 
 are byte-identical whichever executor ran them.
 
 * :class:`Inline` -- ``--workers 1``: this process, one run after another.
-* :class:`Processes` -- ``--workers N``: ``concurrent.futures.ProcessPoolExecutor``.
+* :class:`Processes` -- ``--workers N``: a ``multiprocessing.Pool`` of N processes.
 * :class:`Dask` -- ``--scheduler tcp://host:8786``: the workers of a Dask ``distributed``
   cluster (``pip install 'minichain[cluster]'`` on this machine and on every worker).
 """
@@ -19,14 +19,15 @@ import functools
 import hashlib
 import os
 import resource
+import signal
 import socket
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from minichain.sim.sweep import scenarios
+from minichain.sim.sweep.spec import run_seed
 
 Task = tuple[str, str, dict, int]          # (key, scenario, params, seed)
 
@@ -57,9 +58,9 @@ def peak_rss_mb() -> float:
 
 def run_task(task: Task) -> dict[str, Any]:
     """One run, wherever it executes."""
-    key, scenario, params, seed = task
+    key, scenario, params, _ = task
     started = time.perf_counter()
-    metrics = scenarios.run(scenario, params, seed)
+    metrics = scenarios.run(scenario, params, run_seed(key))
     wall = time.perf_counter() - started
     return {"key": key, "metrics": metrics, "wall_s": round(wall, 4), "peak_rss_mb": peak_rss_mb(),
             "worker": f"{socket.gethostname()}:{os.getpid()}", "code": code_fingerprint()}
@@ -89,40 +90,46 @@ class Inline:
 
 
 class Processes:
-    """Local worker processes. At most ``2 * workers`` runs are queued at once, so an
-    interrupted sweep has not handed out the whole grid."""
+    """Local worker processes (``multiprocessing.Pool``). The workers ignore Ctrl-C: the
+    interrupt reaches this process, which stops them (a worker interrupted while it holds
+    the result queue's lock would leave the others waiting for ever)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.description = f"{workers} local processes"
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Any = None
 
     def __enter__(self) -> "Processes":
-        self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        import multiprocessing
+
+        self.pool = multiprocessing.Pool(self.workers, initializer=_ignore_interrupts)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        assert self.pool is not None
-        self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+        if exc[0] is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()
 
     def results(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
-        assert self.pool is not None
-        pending: dict[Future, Task] = {}
-        todo = iter(tasks)
-        while True:
-            for task in todo:
-                pending[self.pool.submit(run_task, task)] = task
-                if len(pending) >= 2 * self.workers:
-                    break
-            if not pending:
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = pending.pop(future)
-                try:
-                    yield future.result()
-                except Exception as exc:
-                    raise _failed(task, exc) from exc
+        for outcome in self.pool.imap_unordered(_guarded, tasks):
+            if "error" in outcome:
+                raise SweepError(outcome["error"])
+            yield outcome
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _guarded(task: Task) -> dict[str, Any]:
+    """:func:`run_task` in a worker process, with a failure turned into a message (the
+    parent names the run; an exception object may not even unpickle there)."""
+    try:
+        return run_task(task)
+    except Exception as exc:
+        return {"error": str(_failed(task, exc))}
 
 
 class Dask:
@@ -133,6 +140,7 @@ class Dask:
             from distributed import Client
         except ImportError:
             raise SweepError("--scheduler needs Dask: pip install 'minichain[cluster]'") from None
+        _check_reachable(address)
         try:
             self.client = Client(address, timeout="10s", set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
@@ -155,7 +163,7 @@ class Dask:
         by_key = {"minichain-sweep-" + hashlib.sha256(t[0].encode()).hexdigest()[:24]: t for t in tasks}
         futures = self.client.map(run_task, tasks, key=list(by_key))
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=self.client.loop):
                 task = by_key[future.key]
                 try:
                     yield future.result()
@@ -163,6 +171,19 @@ class Dask:
                     raise _failed(task, exc) from exc
         finally:
             self.client.cancel(futures)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on a refused ``tcp://`` address (Dask's own client retries until its timeout)."""
+    if not address.startswith("tcp://"):
+        return
+    host, _, port = address[len("tcp://"):].rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"a scheduler address looks like tcp://HOST:PORT, not {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise SweepError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
 def executor(workers: int = 1, scheduler: str | None = None) -> Inline | Processes | Dask:

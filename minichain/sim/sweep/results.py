@@ -11,7 +11,8 @@ kill is ignored; runs computed by other code are not reused.
 From the journal, in the order of the grid (never the order runs finished):
 
 * ``results.csv`` / ``results.json`` -- one row per (point, seed): the point's index,
-  every parameter, the seed, the metrics. Pure functions of the spec: byte-identical
+  every parameter, the seed, the seed the run was simulated with (``run_seed``: a hash
+  of the scenario, parameters and seed, see ``spec.run_seed``), the metrics. Pure functions of the spec: byte-identical
   whichever executor ran the sweep, and after a resume.
 * ``aggregate.csv`` (and ``aggregate`` in ``results.json``) -- one row per point: the
   number of seeds and, per metric, the mean, the 95% interval (``stats.py``) and the
@@ -88,11 +89,13 @@ class Journal:
 # -- the tables ----------------------------------------------------------------------------------
 
 
-def rows(spec: Spec, runs: list[tuple[int, dict[str, Any], int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per (point, seed): ``runs`` is [(point index, params, seed, metrics)] in grid order."""
+def rows(spec: Spec, runs: list[tuple[int, dict[str, Any], int, dict[str, Any]]],
+         run_seeds: list[int]) -> list[dict[str, Any]]:
+    """One row per (point, seed): ``runs`` is [(point index, params, seed, metrics)] in grid
+    order, ``run_seeds`` the seeds they were simulated with (``spec.run_seed``)."""
     kept = spec.metrics
-    return [{"point": i, **params, "seed": seed, **{m: metrics.get(m) for m in kept}}
-            for i, params, seed, metrics in runs]
+    return [{"point": i, **params, "seed": seed, "run_seed": rs, **{m: metrics.get(m) for m in kept}}
+            for (i, params, seed, metrics), rs in zip(runs, run_seeds)]
 
 
 def aggregate(spec: Spec, table: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from minichain.sim.sweep import execute, results
-from minichain.sim.sweep.spec import Spec, canonical
+from minichain.sim.sweep.spec import Spec, canonical, run_seed
 
 Progress = Callable[[int, int], None]          # (runs done, runs in the sweep)
 
@@ -55,11 +55,13 @@ def sweep(spec: Spec, out_dir: str | None = None, *, workers: int = 1, scheduler
         reused = len(grid) - len(todo)
         done = reused
         tick = progress or (lambda done, total: None)
-        tick(done, len(grid))
         description = "nothing to run"
-        if todo:
+        if not todo:
+            tick(done, len(grid))
+        else:
             with execute.executor(workers, scheduler) as ex:
                 description = ex.description
+                tick(done, len(grid))           # after the workers started (a progress bar's thread may follow)
                 for result in ex.results(todo):
                     if result["code"] != code:
                         raise execute.SweepError(
@@ -70,10 +72,11 @@ def sweep(spec: Spec, out_dir: str | None = None, *, workers: int = 1, scheduler
                     done += 1
                     tick(done, len(grid))
         runs = [(i, task[2], task[3], journal.entries[task[0]]["metrics"]) for i, task in grid]
+        seeds = [run_seed(task[0]) for _, task in grid]
         entries = [journal.entries[task[0]] for _, task in grid]
     finally:
         journal.compact()
-    table = results.rows(spec, runs)
+    table = results.rows(spec, runs, seeds)
     agg = results.aggregate(spec, table)
     times = results.timings(spec, runs, entries)
     out = SweepResult(spec, table, agg, times, description, reused, len(grid) - reused, 0.0)

@@ -8,9 +8,11 @@ public functions of the existing scenarios (``sim/scenarios/``) and of the compa
 (``sim/compare.py``); only ``nakamoto`` (a large random-graph network stopped after a
 fixed number of blocks) builds its simulation here, as ``benchmarks/sim.py`` does.
 
+Each run is simulated with its ``run_seed`` (a hash of scenario, parameters and seed).
 Where a sweep row has a command of its own, the two agree: the ``selfish-mining`` row for
-(alpha, gamma, blocks, seed) is the row ``minichain sim selfish-mining --alpha A --gamma G
---blocks B --seed S`` prints, and likewise for ``double-spend`` (``--q --z --trials``).
+(alpha, gamma, blocks) is the row ``minichain sim selfish-mining --alpha A --gamma G
+--blocks B --seed RUN_SEED`` prints, and likewise for ``double-spend`` (``--q --z
+--trials``).
 
 Tasks name their scenario by its name, never by a function, so that a run can be shipped
 to a worker process or a Dask worker and looked up there in this registry.
@@ -52,8 +54,8 @@ class Metric:
     name: str
     about: str
     closed: tuple[ClosedForm, ...] = ()
-    # (successes, trials) metric names: the interval is Wilson's on the counts pooled over
-    # the seeds; without it, Student's t over the seeds' values.
+    # (successes, trials) columns of the rows (metrics or parameters): the interval is
+    # Wilson's on the counts pooled over the seeds; without it, Student's t over the seeds.
     proportion: tuple[str, str] | None = None
 
 
@@ -153,7 +155,7 @@ def _double_spend(seed: int, *, q: float, z: int, trials: int) -> dict[str, Any]
     from minichain.sim.scenarios import double_spend
 
     row = double_spend.run(seed, qs=(q,), zs=(z,), trials=trials)["rows"][0]
-    return {"rate": row["rate"], "successes": row["successes"], "trials": row["trials"]}
+    return {"rate": row["rate"], "successes": row["successes"]}
 
 
 DOUBLE_SPEND = Scenario(
@@ -171,7 +173,6 @@ DOUBLE_SPEND = Scenario(
             ClosedForm("nakamoto", "Nakamoto sec. 11", lambda p: analytic.nakamoto_double_spend(p["q"], p["z"])),
         ), proportion=("successes", "trials")),
         Metric("successes", "attacks that succeeded"),
-        Metric("trials", "attacks tried"),
     ),
     run=_double_spend,
     headline=("rate",),
@@ -202,7 +203,7 @@ STALE_RATE = Scenario(
         Metric("stale_rate", "share of mined blocks outside the final main chain", (
             ClosedForm("approx", "1 - exp(-d/T) (first order)",
                        lambda p: analytic.stale_rate_approx(p["delay"], p["block_interval"])),
-        )),
+        ), proportion=("stale", "mined")),
         Metric("stale", "blocks outside the final main chain"),
         Metric("mined", "blocks mined"),
     ),
@@ -357,7 +358,7 @@ NAKAMOTO = Scenario(
         Param("miners", int, 50, "nodes sharing the hash power equally (the first ones)", _at_least(1)),
     ),
     metrics=(
-        Metric("stale_rate", "share of mined blocks outside node 0's final chain"),
+        Metric("stale_rate", "share of mined blocks outside node 0's final chain", proportion=("stale", "mined")),
         Metric("stale", "blocks outside node 0's final chain"),
         Metric("mined", "blocks mined"),
         Metric("height", "node 0's final height"),

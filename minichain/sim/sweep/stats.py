@@ -3,9 +3,12 @@
 * A metric measured once per seed gets the mean of the seeds' values and Student's t
   interval ``mean +- t(0.975, k-1) s / sqrt(k)`` (k seeds, s their sample standard
   deviation): each seed is an independent run, so the k values are independent draws.
-* A proportion (successes out of trials, e.g. double-spend attacks) pools the counts of
-  all seeds and takes Wilson's score interval (``analytic.wilson_interval``), which stays
-  sound when the rate is 0 or close to it, where a t interval over seeds collapses.
+* A proportion (successes out of trials: double-spend attacks, stale blocks out of those
+  mined) pools the counts of all seeds and takes Wilson's score interval
+  (``analytic.wilson_interval``), which stays sound when the rate is 0 or close to it,
+  where a t interval over a few seeds collapses or goes negative. It treats the trials as
+  independent: exact for attacks, slightly optimistic for blocks (one fork can orphan
+  more than one).
 
 The t quantile is computed here rather than imported (scipy would be the only user): the
 two-sided t distribution function has finite sums for integer degrees of freedom
