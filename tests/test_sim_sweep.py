@@ -6,6 +6,7 @@ executors, byte-identical results and resuming in ``test_sim_sweep_executors.py`
 
 import json
 import math
+import os
 import random
 import statistics
 from decimal import Decimal
@@ -20,6 +21,9 @@ from minichain.sim import sweep
 from minichain.sim.sweep import plots, results, stats
 from minichain.sim.sweep.spec import parse_values
 from minichain.sim.sweep.scenarios import SCENARIOS, Param
+
+
+DOCS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 
 
 def write(tmp_path, text, name="spec.toml"):
@@ -297,3 +301,90 @@ def test_the_list_names_every_scenario_with_its_parameters():
         assert f"{name}: {sc.about}" in out.stdout
         for p in sc.params:
             assert f"--{p.name.replace('_', '-')}" in out.stdout
+
+
+# -- the nakamoto scenario: a network stopped after a fixed number of blocks ----------------------------
+
+
+def test_a_nakamoto_point_stops_at_its_block_count_and_reports_time_and_memory(tmp_path):
+    spec = sweep.from_dict({"scenario": "nakamoto", "seeds": 2,
+                            "axes": {"nodes": 40, "blocks": 12, "latency": [0.1, 30.0], "miners": 10}})
+    result = sweep.sweep(spec, str(tmp_path))
+    for row in result.rows:
+        assert row["mined"] == 12                                   # exactly: the run stops at the 12th block
+        assert row["height"] + row["stale"] >= 12 and row["height"] <= 12
+        assert row["stale_rate"] == row["stale"] / 12
+        assert row["messages"] > 0 and row["events"] > row["messages"]
+    slow = [r for r in result.rows if r["latency"] == 30.0]
+    fast = [r for r in result.rows if r["latency"] == 0.1]
+    assert sum(r["stale"] for r in slow) >= sum(r["stale"] for r in fast)
+    header, *lines = (tmp_path / "timings.csv").read_text().splitlines()
+    assert header == "point,seed,wall_s,peak_rss_mb,worker" and len(lines) == 4
+    for line in lines:
+        _, _, wall, rss, _ = line.split(",")
+        assert float(wall) > 0 and float(rss) > 10
+
+
+def test_the_10k_spec_is_the_issue_s_point():
+    spec = sweep.load(os.path.join(DOCS_DIR, "sweeps", "nakamoto-10k.toml"))
+    assert len(spec.points()) == 1 and spec.seeds == (1,)
+    assert spec.points()[0] == {"nodes": 10_000, "blocks": 200, "latency": 0.1, "block_interval": 600.0,
+                                     "degree": 8, "miners": 50}
+
+
+# -- the docs show the plots their commands draw ----------------------------------------------------------
+
+
+def test_the_sweeps_page_shows_every_plot_its_commands_draw_and_no_other():
+    import re
+
+    from minichain.cli import docs
+
+    page = os.path.join(DOCS_DIR, "sweeps.md")
+    text = open(page).read()
+    shown = set(re.findall(r"\]\((img/sweeps/[^)]+\.png)\)", text))
+    drawn = set()
+    for block in docs.blocks(page):
+        m = re.fullmatch(r"minichain sim sweep (docs/sweeps/\S+\.toml) --out docs/(img/sweeps/\S+)", block.command)
+        if m is None:
+            continue
+        spec = sweep.load(os.path.join(os.path.dirname(DOCS_DIR), m.group(1)))
+        opts = plots.options(spec)
+        names = [f"{metric}.png" for metric in opts["metrics"]]
+        if opts["heatmap"]:
+            names.append(f"{opts['heatmap']}_heatmap.png")
+        drawn |= {f"{m.group(2)}/{name}" for name in names}
+    assert len(drawn) >= 6
+    missing = {p for p in drawn if not os.path.exists(os.path.join(DOCS_DIR, p))}
+    assert not missing, f"run 'python -m minichain.cli.docs' to draw {missing}"
+    assert shown <= drawn, shown - drawn
+    assert {"img/sweeps/selfish-mining/revenue_minus_alpha_heatmap.png", "img/sweeps/double-spend/rate.png",
+            "img/sweeps/stale-rate/stale_rate.png", "img/sweeps/bft-messages/msgs_per_decision.png"} <= shown
+    for shipped in os.listdir(os.path.join(DOCS_DIR, "sweeps")):
+        assert f"docs/sweeps/{shipped}" in text, f"docs/sweeps.md does not mention {shipped}"
+
+
+# -- the Python API ----------------------------------------------------------------------------------------
+
+
+def test_run_gives_a_dataframe_of_rows_or_of_points(tmp_path):
+    spec = {"scenario": "selfish-mining", "seeds": 3, "axes": {"alpha": [0.2, 0.4], "gamma": [0, 1], "blocks": 800}}
+    df = sweep.run(spec, str(tmp_path))
+    assert df.shape[0] == 12 and list(df.columns[:6]) == ["point", "alpha", "gamma", "blocks", "seed", "run_seed"]
+    assert str(df["revenue"].dtype) == "float64" and str(df["pool_blocks"].dtype) == "int64"
+    # the same numbers as the CSV it wrote
+    import pandas as pd
+
+    assert df.equals(pd.read_csv(tmp_path / "results.csv"))
+    agg = sweep.run(spec, str(tmp_path), aggregate=True)
+    assert agg.shape[0] == 4
+    means = df.groupby("point")["revenue"].mean()
+    assert all(abs(agg.loc[i, "revenue_mean"] - means[agg.loc[i, "point"]]) < 1e-12 for i in agg.index)
+
+
+def test_without_pandas_the_dataframe_api_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(sweep.SweepError, match=r"pip install 'minichain\[sweep\]'"):
+        sweep.run({"scenario": "double-spend", "axes": {"trials": 5}})

@@ -16,6 +16,8 @@ def fmt(value: Any) -> str:
         return "-"
     if isinstance(value, (int, str)):
         return str(value)
+    if abs(value) >= 1e4:
+        return f"{value:.0f}"
     return f"{value:.4g}"
 
 
