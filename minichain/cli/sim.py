@@ -300,7 +300,7 @@ def sweep_cmd(ctx: click.Context, what: str | None, out_dir: str | None, workers
               seeds: str | None, metrics: str | None, plots: bool, as_json: bool, list_scenarios: bool) -> None:
     """Run a parameter grid: every point for every seed, in parallel, resumable.
 
-    WHAT is a spec file (TOML, see docs/sweeps/) or a scenario name followed by its
+    The argument is a spec file (TOML, see docs/sweeps/) or a scenario name followed by its
     parameters, each a comma-separated list of values and start:stop:step ranges (stop
     excluded). One row per (point, seed) goes to DIR/results.csv; the table printed has
     one line per point: mean, 95% interval and the closed forms. Progress, wall time
@@ -310,7 +310,7 @@ def sweep_cmd(ctx: click.Context, what: str | None, out_dir: str | None, workers
     Example:
       minichain sim sweep docs/sweeps/selfish-mining.toml --out sweep-out
       minichain sim sweep selfish-mining --alpha 0.05:0.5:0.05 --gamma 0,0.5,1 --seeds 20
-      minichain sim sweep double-spend --q 0.1,0.3 --z 0:11 --scheduler tcp://10.0.0.5:8786
+      minichain sim sweep double-spend --q 0.1,0.3 --z 0:11 --scheduler tcp://HOST:8786
     """
     import os
     import sys
