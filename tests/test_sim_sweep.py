@@ -287,6 +287,14 @@ def test_a_bad_command_line_is_one_sentence_and_exit_2(args, words):
     assert words in out.output and "Traceback" not in out.output
 
 
+def test_a_results_directory_that_cannot_be_written_is_one_sentence(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    out = CliRunner().invoke(main, ["sim", "sweep", "double-spend", "--trials", "10", "--out", str(blocked / "sub")])
+    assert out.exit_code == 1
+    assert "Error: cannot write the results: Not a directory" in out.output and "Traceback" not in out.output
+
+
 def test_a_bad_spec_file_through_the_command_names_its_line(tmp_path):
     path = write(tmp_path, 'scenario = "double-spend"\n[axes]\nq = [0.1]\nzz = 3\n')
     out = CliRunner().invoke(main, ["sim", "sweep", path])

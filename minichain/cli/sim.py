@@ -341,6 +341,8 @@ def sweep_cmd(ctx: click.Context, what: str | None, out_dir: str | None, workers
             result = sweep.sweep(spec, out_dir, workers=workers, scheduler=scheduler, plots=plots)
     except sweep.SweepError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write the results: {exc.strerror or exc}: {exc.filename or out_dir}") from None
     except KeyboardInterrupt:
         saved = f"; the runs finished so far are in {out_dir}: the same command resumes" if out_dir else ""
         raise CommandError(f"interrupted{saved}", 130) from None

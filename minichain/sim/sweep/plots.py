@@ -155,8 +155,7 @@ def heatmap(spec: Spec, agg: list[dict[str, Any]], out_dir: str, metric: str, op
     if opts["logy"] and np.nanmax(grid) > 0:
         shown = np.ma.masked_less_equal(grid, 0)
         norm: Any = colors.LogNorm(vmin=shown.min(), vmax=shown.max())
-        cmap = plt.get_cmap("viridis").copy()
-        cmap.set_bad("#dddddd")
+        cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")   # a rate of 0: grey
     elif level is not None:
         shown = grid
         span = float(np.nanmax(np.abs(grid - level))) or 1.0
