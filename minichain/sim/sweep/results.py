@@ -134,7 +134,7 @@ def closed_value(form: Any, params: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
-def timings(spec: Spec, runs: list[tuple[int, dict[str, Any], int, dict[str, Any]]],
+def timings(runs: list[tuple[int, dict[str, Any], int, dict[str, Any]]],
             entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"point": i, "seed": seed, "wall_s": e["wall_s"], "peak_rss_mb": e["peak_rss_mb"], "worker": e["worker"]}
             for (i, _, seed, _), e in zip(runs, entries)]

@@ -78,7 +78,7 @@ def sweep(spec: Spec, out_dir: str | None = None, *, workers: int = 1, scheduler
         journal.compact()
     table = results.rows(spec, runs, seeds)
     agg = results.aggregate(spec, table)
-    times = results.timings(spec, runs, entries)
+    times = results.timings(runs, entries)
     out = SweepResult(spec, table, agg, times, description, reused, len(grid) - reused, 0.0)
     if out_dir is not None:
         out.written = results.write(out_dir, spec, table, agg, times)
