@@ -200,6 +200,6 @@ def heatmap(spec: Spec, agg: list[dict[str, Any]], out_dir: str, metric: str, op
     ax.set_yticks(range(len(ys)))
     ax.set_yticklabels([f"{b:g}" for b in ys], fontsize=7)
     ax.set_xlabel(_label(spec, x), fontsize=8)
-    ax.set_ylabel(hue, fontsize=8)
+    ax.set_ylabel(_label(spec, hue), fontsize=8)
     ax.set_title(f"{_title(spec)}\n{metric}, mean over seeds; {_fixed(spec)}", fontsize=9)
     return _save(fig, out_dir, f"{metric}_heatmap.png")
