@@ -377,14 +377,14 @@ def test_the_sweeps_page_shows_every_plot_its_commands_draw_and_no_other():
 
 def test_run_gives_a_dataframe_of_rows_or_of_points(tmp_path):
     spec = {"scenario": "selfish-mining", "seeds": 3, "axes": {"alpha": [0.2, 0.4], "gamma": [0, 1], "blocks": 800}}
-    df = sweep.run(spec, str(tmp_path))
+    df = sweep.run(spec, str(tmp_path), plots=False)
     assert df.shape[0] == 12 and list(df.columns[:6]) == ["point", "alpha", "gamma", "blocks", "seed", "run_seed"]
     assert str(df["revenue"].dtype) == "float64" and str(df["pool_blocks"].dtype) == "int64"
     # the same numbers as the CSV it wrote
     import pandas as pd
 
     assert df.equals(pd.read_csv(tmp_path / "results.csv"))
-    agg = sweep.run(spec, str(tmp_path), aggregate=True)
+    agg = sweep.run(spec, str(tmp_path), aggregate=True, plots=False)
     assert agg.shape[0] == 4
     means = df.groupby("point")["revenue"].mean()
     assert all(abs(agg.loc[i, "revenue_mean"] - means[agg.loc[i, "point"]]) < 1e-12 for i in agg.index)

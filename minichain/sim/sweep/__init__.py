@@ -41,16 +41,17 @@ def as_spec(spec: "Spec | str | os.PathLike | dict[str, Any]") -> Spec:
 
 
 def run(spec: "Spec | str | os.PathLike | dict[str, Any]", out: str | None = None, *, workers: int = 1,
-        scheduler: str | None = None, progress: Progress | None = None, aggregate: bool = False):
+        scheduler: str | None = None, progress: Progress | None = None, aggregate: bool = False,
+        plots: bool = True):
     """Run a sweep and return a pandas DataFrame: one row per (point, seed), or with
     ``aggregate=True`` one row per point (means, 95% intervals, closed forms). With
     ``out``, the results directory is written (and reused: runs already there are not
-    computed again)."""
+    computed again) with the plots unless ``plots=False``."""
     try:
         import pandas as pd
     except ImportError:
         raise SweepError("the DataFrame needs pandas: pip install 'minichain[sweep]'") from None
-    result = sweep(as_spec(spec), out, workers=workers, scheduler=scheduler, progress=progress)
+    result = sweep(as_spec(spec), out, workers=workers, scheduler=scheduler, progress=progress, plots=plots)
     return pd.DataFrame(result.aggregate if aggregate else result.rows)
 
 
