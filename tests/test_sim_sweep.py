@@ -219,6 +219,16 @@ def test_the_table_prints_one_line_per_point_and_counts_the_points_inside_the_in
     assert lines[-1] == f"rate: Rosenfeld 2014 (exact) inside the 95% interval at {inside}/4 points"
 
 
+def test_one_seed_gives_no_interval_column_but_a_pooled_proportion_keeps_its_own():
+    from minichain.sim.sweep import report
+
+    one = sweep.sweep(sweep.from_dict({"scenario": "selfish-mining", "axes": {"alpha": [0.2, 0.3], "blocks": 300}}))
+    assert report.table(one).splitlines()[1].split() == ["alpha", "revenue", "eyal_sirer", "revenue_minus_alpha",
+                                                         "eyal_sirer"]
+    ds = sweep.sweep(sweep.from_dict({"scenario": "double-spend", "axes": {"z": [1, 2], "trials": 50}}))
+    assert report.table(ds).splitlines()[1].split() == ["z", "rate", "95%", "CI", "rosenfeld", "nakamoto"]
+
+
 def test_the_results_files_are_csv_and_json_of_the_same_rows(small, tmp_path):
     written = results.write(str(tmp_path), small.spec, small.rows, small.aggregate, small.timings)
     assert [p.rsplit("/", 1)[1] for p in written] == ["results.csv", "results.json", "aggregate.csv", "timings.csv"]

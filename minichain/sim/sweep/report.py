@@ -35,15 +35,19 @@ def table(result: SweepResult) -> str:
     spec = result.spec
     model = spec.model
     axes = spec.swept
+    # No interval column for a metric that has none anywhere (one seed, not a proportion).
+    with_ci = {m for m in spec.shown if any(r[f"{m}_ci_lo"] is not None for r in result.aggregate)}
     head = list(axes)
     for m in spec.shown:
-        head += [m, "95% CI"] + [form.name for form in model.metric(m).closed]
+        head += [m] + (["95% CI"] if m in with_ci else []) + [form.name for form in model.metric(m).closed]
     body = []
     for r in result.aggregate:
         cells = [fmt(r[a]) for a in axes]
         for m in spec.shown:
             lo, hi = r[f"{m}_ci_lo"], r[f"{m}_ci_hi"]
-            cells += [fmt(r[f"{m}_mean"]), "-" if lo is None else f"[{fmt(lo)}, {fmt(hi)}]"]
+            cells.append(fmt(r[f"{m}_mean"]))
+            if m in with_ci:
+                cells.append("-" if lo is None else f"[{fmt(lo)}, {fmt(hi)}]")
             cells += [fmt(r[f"{m}_{form.name}"]) for form in model.metric(m).closed]
         body.append(cells)
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
