@@ -13,16 +13,17 @@ The :class:`~minichain.sim.simulator.Simulation` owns the queue. The network get
 :class:`Deliveries`, a view that can schedule a message's arrival and nothing else: it
 never sees timers or calls, and cannot pop, peek or reorder.
 
-Tuples rather than event objects, and a ``pop`` that is a C call (no Python frame): the
-queue is the hot loop of every run, millions of events in a large one.
+Tuples rather than event objects: the queue is the hot loop of every run, millions of
+events in a large one. For the same reason the owner's run loop pops ``heap`` itself
+with ``heapq.heappop`` (a C call, no Python frame per event); everything that schedules
+goes through the ``push_*`` methods, the one place that knows the tuple's layout.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 from heapq import heappop, heappush
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable
 
 DELIVERY = 0
 TIMER = 1
@@ -44,27 +45,19 @@ class Deliveries:
         """``msg`` from ``src`` arrives at ``dst`` at time ``t``."""
         heappush(self._heap, (t, next(self._seq), DELIVERY, dst, src, msg))
 
-    def push_many(self, times: Sequence[float], dsts: Sequence[int], src: int, msg: Any) -> None:
-        """``push(times[i], dsts[i], src, msg)`` for each i in order (one message to many
-        peers: the same entries and sequence numbers, one call per batch)."""
-        heap = self._heap
-        seq = self._seq
-        for t, dst in zip(times, dsts):
-            heappush(heap, (t, next(seq), DELIVERY, dst, src, msg))
-
 
 class EventQueue:
     """The simulator's events: push by kind, pop the earliest (ties: first scheduled)."""
 
-    __slots__ = ("_heap", "_seq", "pop", "deliveries")
+    __slots__ = ("heap", "_seq", "deliveries")
 
     def __init__(self) -> None:
-        self._heap: list[Event] = []
+        #: The binary heap itself, in ``heapq`` order. Its owner's run loop reads and pops it
+        #: directly; nothing else should touch it.
+        self.heap: list[Event] = []
         self._seq = itertools.count(1)
-        #: ``pop()`` -> the earliest event, removed; IndexError when the queue is empty.
-        self.pop: Callable[[], Event] = functools.partial(heappop, self._heap)
         #: The narrow view handed to the network.
-        self.deliveries = Deliveries(self._heap, self._seq)
+        self.deliveries = Deliveries(self.heap, self._seq)
 
     def push_delivery(self, t: float, dst: int, src: int, msg: Any) -> None:
         self.deliveries.push(t, dst, src, msg)
@@ -72,20 +65,19 @@ class EventQueue:
     def push_timer(self, t: float, node: int, name: Hashable) -> int:
         """Schedule ``name`` on ``node`` at ``t``; returns the timer's token (unique)."""
         token = next(self._seq)
-        heappush(self._heap, (t, token, TIMER, node, name, token))
+        heappush(self.heap, (t, token, TIMER, node, name, token))
         return token
 
     def push_call(self, t: float, fn: Callable, args: tuple) -> None:
-        heappush(self._heap, (t, next(self._seq), CALL, -1, fn, args))
+        heappush(self.heap, (t, next(self._seq), CALL, -1, fn, args))
 
-    def requeue(self, event: Event) -> None:
-        """Put back an event that ``pop`` returned and that did not run: it keeps its
-        sequence number, so it is again exactly where it was in the order."""
-        heappush(self._heap, event)
+    def pop(self) -> Event:
+        """Remove and return the earliest event; IndexError if the queue is empty."""
+        return heappop(self.heap)
 
     def peek_time(self) -> float | None:
         """The time of the earliest event, or None if the queue is empty."""
-        return self._heap[0][0] if self._heap else None
+        return self.heap[0][0] if self.heap else None
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)

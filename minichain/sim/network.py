@@ -65,19 +65,17 @@ _TWOPI = 2.0 * math.pi
 _log, _exp, _sqrt, _cos, _sin = math.log, math.exp, math.sqrt, math.cos, math.sin
 
 
-def _lognormal_fifo_arrivals(rng: random.Random, now: float, dsts: list[int], latency: "LogNormal",
-                            last_arrival: dict[int, float]) -> list[float]:
-    """The arrival times of the plain FIFO path of ``transmit`` for each of ``dsts`` on a
-    log-normal network, with the latency drawn inline: the hot loop of a large gossip run
-    (one call per relay)."""
+def _lognormal_fifo_push(rng: random.Random, now: float, src: int, dsts: list[int], msg: Any,
+                         latency: "LogNormal", last_arrival: dict[int, float],
+                         push: Callable[[float, int, int, Any], None]) -> None:
+    """The plain FIFO path of ``transmit`` for each of ``dsts`` on a log-normal network, with
+    the latency drawn inline: the hot loop of a large gossip run (one call per relay)."""
     # latency.sample(rng) is base + median * exp(sigma * rng.gauss(0.0, 1.0)), and gauss()
     # returns 0.0 + z * 1.0, which is z itself (or +0.0 for -0.0: the same after exp).
     base, median, sigma = latency.base, latency.median, latency.sigma
     rand = rng.random
     z = rng.gauss_next
     get = last_arrival.get
-    times: list[float] = []
-    append = times.append
     for dst in dsts:
         if z is None:
             x2pi = rand() * _TWOPI
@@ -91,9 +89,8 @@ def _lognormal_fifo_arrivals(rng: random.Random, now: float, dsts: list[int], la
         if t < last:
             t = last
         last_arrival[dst] = t
-        append(t)
+        push(t, dst, src, msg)
     rng.gauss_next = z
-    return times
 
 
 def _exponential_many(rng: random.Random, k: int, base: float, lambd: float) -> list[float]:
@@ -203,7 +200,8 @@ def _inline_draws_match() -> bool:
     latency = LogNormal(0.1, 0.5, 0.01)
     for seed in (1, 2):
         fast, lib = random.Random(seed), random.Random(seed)
-        got = _lognormal_fifo_arrivals(fast, 1.0, [1, 2, 3, 4, 5], latency, {})
+        got: list[float] = []
+        _lognormal_fifo_push(fast, 1.0, 0, [1, 2, 3, 4, 5], None, latency, {}, lambda t, *_: got.append(t))
         got += _exponential_many(fast, 3, 0.02, 12.5)
         want = [1.0 + latency.sample(lib) for _ in range(5)]
         want += [0.02 + lib.expovariate(12.5) for _ in range(3)]
@@ -574,24 +572,26 @@ class Network:
         else:
             for _ in dsts:                       # float sizes: add them one by one, as transmit does
                 c.bytes_sent += size
+        push = self._deliveries.push
         latency = self.latency
         rng = self._rng
         if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
-            times = _lognormal_fifo_arrivals(rng, now, dsts, latency, self._last_arrival[src])
-        elif self.fifo:
+            _lognormal_fifo_push(rng, now, src, dsts, msg, latency, self._last_arrival[src], push)
+            return
+        delays = _sample_many(latency, rng, k)
+        if self.fifo:
             last_arrival = self._last_arrival[src]
             get = last_arrival.get
-            times = []
-            for dst, delay in zip(dsts, _sample_many(latency, rng, k)):
+            for dst, delay in zip(dsts, delays):
                 t = now + delay
                 last = get(dst, 0.0)
                 if t < last:
                     t = last
                 last_arrival[dst] = t
-                times.append(t)
+                push(t, dst, src, msg)
         else:
-            times = [now + delay for delay in _sample_many(latency, rng, k)]
-        self._deliveries.push_many(times, dsts, src, msg)
+            for dst, delay in zip(dsts, delays):
+                push(now + delay, dst, src, msg)
 
     # -- reporting ---------------------------------------------------------------------------
 

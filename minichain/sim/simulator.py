@@ -27,6 +27,7 @@ import functools
 import gc
 import json
 import random
+from heapq import heappop
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable
 
@@ -172,15 +173,14 @@ class Simulation:
              stop_when: Callable[["Simulation"], bool] | None) -> "Simulation":
         self.start()
         self._stopped = False
-        queue = self._queue
-        pop = queue.pop                          # a C call; IndexError when the queue is empty
+        heap = self._queue.heap                  # popped here directly: a C call per event
+        pop = heappop
         engines = self.engines
         crashed = self.crashed
         counters = self.net.counters
         timers = self._timers
         delivered = counters.delivered_by_cls
         budget = max_events
-        horizon = until if until is not None else float("inf")
         limited = until is not None or budget is not None
         DELIVERY_, TIMER_ = DELIVERY, TIMER      # locals: the loop compares every event's kind
         # ``events`` and ``counters.delivered`` are counted in locals (an attribute write per
@@ -189,18 +189,15 @@ class Simulation:
         events = self.events
         ndelivered = counters.delivered
         try:
-            while True:
-                if budget is not None:
-                    if budget <= 0:
+            while heap:
+                if limited:
+                    if until is not None and heap[0][0] > until:
                         break
-                    budget -= 1
-                try:
-                    t, seq, kind, node, a, b = pop()
-                except IndexError:
-                    break
-                if limited and t > horizon:
-                    queue.requeue((t, seq, kind, node, a, b))   # not yet: it stays next
-                    break
+                    if budget is not None:
+                        if budget <= 0:
+                            break
+                        budget -= 1
+                t, seq, kind, node, a, b = pop(heap)
                 self.now = t
                 events += 1
                 if kind == DELIVERY_:
@@ -240,10 +237,8 @@ class Simulation:
         finally:
             self.events = events
             counters.delivered = ndelivered
-        if until is not None and not self._stopped and self.now < until:
-            next_time = queue.peek_time()
-            if next_time is None or next_time > until:
-                self.now = until
+        if until is not None and not self._stopped and self.now < until and (not heap or heap[0][0] > until):
+            self.now = until
         return self
 
     def _apply(self, node: int, actions: Iterable) -> None:
