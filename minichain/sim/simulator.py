@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import functools
 import gc
+import heapq
 import json
 import random
-from heapq import heappop
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable
 
@@ -174,7 +174,7 @@ class Simulation:
         self.start()
         self._stopped = False
         heap = self._queue.heap                  # popped here directly: a C call per event
-        pop = heappop
+        pop = heapq.heappop
         engines = self.engines
         crashed = self.crashed
         counters = self.net.counters
