@@ -189,7 +189,13 @@ class Simulation:
         events = self.events
         ndelivered = counters.delivered
         try:
-            while heap:
+            # ``while True`` and not ``while heap``: CPython 3.11 specialises a function's
+            # bytecode once it has warmed up, counting calls and *unconditional* backward
+            # jumps; a ``while heap:`` loop ends in a conditional one, so this loop -- one
+            # call for a whole run -- ran unspecialised (measured: 6-10% more instructions).
+            while True:
+                if not heap:
+                    break
                 if limited:
                     if until is not None and heap[0][0] > until:
                         break
