@@ -281,6 +281,8 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
                      "hash-power shares hold only roughly")
     state, took, views = _start(spec, directory, obs, timeout, log_level, log_format)
     watching = _monitor(directory, prometheus_port, quiet=as_json) if monitor else None
+    if watching is not None:
+        state.monitor = watching.to_json()
     if as_json:
         _echo_json({**_status_json(state, views), "seconds": round(took, 3), "explorer": _explorer_url(state)})
         return
