@@ -130,6 +130,15 @@ def _format_value(unit: str):
     return fmt
 
 
+def _ticks(start: float, end: float, most: int) -> list[float]:
+    """Round times between ``start`` and ``end``, at most ``most`` of them."""
+    for step in (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600):
+        if (end - start) / step <= most:
+            break
+    first = math.ceil(start / step) * step
+    return [first + k * step for k in range(int((end - first) // step) + 1)]
+
+
 def render(dashboard: dict, url: str, out: str, *, minutes: float = 15.0, end: float | None = None,
            title: str | None = None, note: str = "") -> int:
     """Draw the dashboard's panels over the last ``minutes`` into the PNG ``out``;
@@ -180,7 +189,8 @@ def render(dashboard: dict, url: str, out: str, *, minutes: float = 15.0, end: f
                 top = ax.get_ylim()[1]
                 ax.set_ylim(panel.minimum, top if top > panel.minimum else panel.minimum + 1)
         ax.set_xlim(datetime.fromtimestamp(start), datetime.fromtimestamp(end))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+        ax.set_xticks([datetime.fromtimestamp(t) for t in _ticks(start, end, max(2, panel.w // 2))])
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if minutes <= 10 else "%H:%M"))
         if series:
             ax.legend(loc="upper left", fontsize=6, ncol=2 if len(series) > 4 else 1, facecolor=PANEL,
                       edgecolor=GRID, labelcolor=TEXT, framealpha=0.8)
