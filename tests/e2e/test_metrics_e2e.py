@@ -17,9 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from minichain import params
-from minichain.core.keys import PrivateKey
-from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, sign_inputs
-from minichain.node import messages as m
+from minichain.core.tx import Transaction, TxOut, sign_inputs
 from tests.e2e.harness import NodeProcess, sync_blocks, tips, wait_peers, wait_until
 from tests.e2e.test_node_e2e import BOB, MINER, MINER_ADDR, _attack, _bad_blocks, pay, submit
 
