@@ -15,8 +15,10 @@ import shutil
 import time
 
 import pytest
+from PIL import Image
 
 from minichain.testnet import monitor
+from minichain.testnet.panels import REPO_DASHBOARD
 from minichain.testnet.state import load
 from tests.e2e.test_testnet_e2e import Cli, clients_of, work  # noqa: F401 - work is a fixture
 
@@ -67,6 +69,15 @@ def test_line3_testnet_up_monitor_prometheus_scrapes_height_and_propagation_then
 
     status = json.loads(cli("status", "--dir", net, "--json").stdout)
     assert status["prometheus"] == url
+
+    # The dashboard's panels drawn from this Prometheus (what docs/monitoring.md shows).
+    drawn = cli("panels", "--out", work / "panels.png", "--minutes", 1, "--dir", net).stdout
+    panels, series = map(int, re.search(r"(\d+) panels, (\d+) series", drawn).groups())
+    with open(REPO_DASHBOARD) as f:
+        assert panels == len(json.load(f)["panels"])
+    assert series >= 3 * 6, drawn       # height, peers, hash rate, mempool, its size, blocks found: one per node
+    with Image.open(work / "panels.png") as picture:
+        assert picture.format == "PNG" and picture.size[0] > 1000
     pid = load(str(net)).monitor["pid"]
 
     # Without the binary: the config is still written and the user told how to get Prometheus.
