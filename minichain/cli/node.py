@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
-import sys
 
 import click
 
@@ -49,10 +47,13 @@ def _hostport(ctx, param, value):
 @click.option("--max-outbound", default=8, show_default=True, type=click.IntRange(0, 1000))
 @click.option("--ban-seconds", default=24 * 3600, show_default=True, type=click.IntRange(1), help="How long a misbehaving peer stays banned.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="text: readable lines; json: one JSON object per line (time, level, event, fields) for jq "
+                   "and log shippers.")
 @click.option("--reindex", is_flag=True,
               help="First rebuild the UTXO set and the transaction and address indexes from the stored blocks.")
 def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_address, threads, duty, store,
-         max_inbound, max_outbound, ban_seconds, log_level, reindex):
+         max_inbound, max_outbound, ban_seconds, log_level, log_format, reindex):
     """Run a node: sync with peers, relay blocks and transactions, serve the API, and mine
     if asked. Stops cleanly on Ctrl-C or SIGTERM.
 
@@ -62,6 +63,7 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
       minichain node --listen 127.0.0.1:9001 --connect 127.0.0.1:9000
     """
     from minichain.core.keys import AddressError, decode_address
+    from minichain.node.logs import setup_logging
     from minichain.node.node import NodeConfig
     from minichain.store.interface import StoreError
 
@@ -76,8 +78,7 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
             decode_address(mining_address, params.address_version)
         except AddressError as exc:
             raise click.BadParameter(str(exc), param_hint="--address") from None
-    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    setup_logging(log_level, log_format)
     config = NodeConfig(
         params=params, datadir=datadir, listen=listen, api=None if no_api else api, connect=list(connect or []),
         discover=(not connect) if discover is None else discover, max_inbound=max_inbound, max_outbound=max_outbound,
@@ -87,7 +88,7 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
     try:
         if reindex:
             _reindex(config)
-        asyncio.run(_run(config))
+        asyncio.run(_run(config, log_format))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -103,7 +104,8 @@ def _reindex(config) -> None:
         ChainState(store, config.params, reindex=True)
 
 
-async def _run(config) -> None:
+async def _run(config, log_format: str = "text") -> None:
+    from minichain.node.logs import ready_line
     from minichain.node.node import Node
 
     node = Node(config)
@@ -116,7 +118,9 @@ async def _run(config) -> None:
         await node.stop()
         raise
     # One line a supervisor (the testnet, the tests) can read to learn the ports.
-    print(f"minichain node ready network={config.params.name} p2p={config.listen[0]}:{node.listen_port} "
-          f"api={config.api[0] + ':' + str(node.api_port) if config.api else 'off'} "
-          f"height={node.chain.height} pid={os.getpid()}", flush=True)
+    text = (f"minichain node ready network={config.params.name} p2p={config.listen[0]}:{node.listen_port} "
+            f"api={config.api[0] + ':' + str(node.api_port) if config.api else 'off'} "
+            f"height={node.chain.height} pid={os.getpid()}")
+    print(ready_line(text, log_format, p2p_port=node.listen_port, api_port=node.api_port, height=node.chain.height,
+                     pid=os.getpid()), flush=True)
     await node.wait_stopped()

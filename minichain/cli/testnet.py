@@ -11,7 +11,9 @@
     nemesis    a seeded schedule of partitions, crashes and pauses, logged into the history
     check      the history and the committed logs checked, Jepsen-style; non-zero on a violation
     logs       a node's log (-n lines, --follow)
-    down       stop every node (and report those that had died)
+    monitor    Prometheus scraping every node's /metrics (also: up --monitor); --stop
+    panels     the Grafana dashboard's panels drawn from Prometheus into a PNG (no Grafana needed)
+    down       stop every node and Prometheus (and report the nodes that had died)
     demo       double-spend: the attack, played on four processes and narrated
 
 Every command works on one directory (--dir, default ./testnet-data, env
@@ -46,6 +48,8 @@ def handle_testnet_errors(f):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         from minichain.testnet.demo import DemoError
+        from minichain.testnet.monitor import MonitorError
+        from minichain.testnet.panels import DashboardError
         from minichain.testnet.network import TestnetError
         from minichain.testnet.spec import SpecError
         from minichain.testnet.state import StateError
@@ -54,7 +58,7 @@ def handle_testnet_errors(f):
 
         try:
             return f(*args, **kwargs)
-        except (TestnetError, SpecError, StateError, TopologyError, DemoError) as exc:
+        except (TestnetError, SpecError, StateError, TopologyError, DemoError, MonitorError, DashboardError) as exc:
             raise CommandError(str(exc)) from None
         except NodeError as exc:
             raise CommandError(f"a node did not answer as expected: {exc}") from None
@@ -206,11 +210,17 @@ def testnet() -> None:
               help="Seconds to wait for the nodes to reach one tip.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True,
               help="The nodes' log level (their logs are DIR/NODE/node.log).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The nodes' log format: readable text, or one JSON object per line.")
+@click.option("--monitor", is_flag=True,
+              help="Also write a Prometheus scrape config for every node and start Prometheus on it, if installed.")
+@click.option("--prometheus-port", type=click.IntRange(1, 65535), default=9090, show_default=True,
+              help="Where Prometheus listens on 127.0.0.1 with --monitor (another free port if it is taken).")
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the network (pids, ports, wallets) as JSON.")
 @handle_testnet_errors
 def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, network, config, seed, threads,
-               base_port, timeout, log_level, directory, as_json):
+               base_port, timeout, log_level, log_format, monitor, prometheus_port, directory, as_json):
     """Start NODES node processes on 127.0.0.1, link them, give each miner a wallet,
     start mining, and return once every node has the same tip.
 
@@ -224,12 +234,18 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
     sockets and clocks, linked pairwise with MAC-authenticated WebSockets; 'status' shows
     each replica's view/term/round, leader and commit index.
 
+    With --monitor it writes DIR/prometheus/prometheus.yml (every node's /metrics) and,
+    if the prometheus binary is installed (apt-get install prometheus), starts it on
+    127.0.0.1 and prints its URL; 'down' stops it. testnet/grafana/ in the repository
+    holds a Grafana dashboard for it (see docs/monitoring.md).
+
     \b
     Examples:
       minichain testnet up --nodes 4
       minichain testnet up --nodes 4 --miners 2 --hashrate-share 30,70
       minichain testnet up --config testnet/random8.json --dir /tmp/net8
       minichain testnet up --nodes 3 --network regtest --topology full
+      minichain testnet up --nodes 3 --monitor --log-format json
       minichain testnet up --engine pbft --nodes 4
       minichain testnet up --engine tendermint --nodes 4 --byzantine 1 --behaviour double-vote
     """
@@ -238,13 +254,13 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
 
     if engine != "nakamoto":
         mining = {"--miners": miners, "--hashrate-share": shares, "--topology": topology, "--network": network,
-                  "--config": config, "--threads": threads}
+                  "--config": config, "--threads": threads, "--monitor": monitor or None}
         given = [name for name, value in mining.items() if value is not None]
         if given:
             raise SpecError(f"{', '.join(given)} apply to the Nakamoto testnet only, not to --engine {engine}")
         spec = build_replicas(engine, nodes=nodes, byzantine=byzantine, behaviour=behaviour, base_port=base_port,
                               seed=seed)
-        return _up_replicas(spec, directory, timeout, log_level, as_json)
+        return _up_replicas(spec, directory, timeout, log_level, log_format, as_json)
     if byzantine or behaviour:
         raise SpecError("--byzantine and --behaviour apply to the consensus engines (--engine pbft, ...), "
                         "not to Nakamoto nodes")
@@ -263,7 +279,10 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
         if hashing > cores:
             obs.note(f"note: {hashing} mining threads on {cores} cores: the cores are shared out, and the "
                      "hash-power shares hold only roughly")
-    state, took, views = _start(spec, directory, obs, timeout, log_level)
+    state, took, views = _start(spec, directory, obs, timeout, log_level, log_format)
+    watching = _monitor(directory, prometheus_port, quiet=as_json) if monitor else None
+    if watching is not None:
+        state.monitor = watching.to_json()
     if as_json:
         _echo_json({**_status_json(state, views), "seconds": round(took, 3), "explorer": _explorer_url(state)})
         return
@@ -273,6 +292,8 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
     height = views[0].status["height"] if views and views[0].status else "?"
     click.echo(f"{len(state.nodes)} node(s) up and synced at height {height} (tip {tip[:16]}) in {took:.1f}s")
     click.echo(f"explorer: {_explorer_url(state)}")
+    if watching is not None:
+        click.echo(f"prometheus: {watching.url}")
     if spec.network == "regtest" and spec.miners:
         click.echo("regtest: blocks are instant, so the miners mine only when asked, e.g. "
                    f"minichain mine 10 --node {state.nodes[spec.miners[0].node].api} "
@@ -287,17 +308,37 @@ def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, ne
         click.echo(f"a miner's wallet: minichain wallet balance --wallet {miner.wallet} --node {miner.api}")
 
 
-def _start(spec, directory, obs, timeout, log_level):
+def _start(spec, directory, obs, timeout, log_level, log_format):
     """``up``, with SIGTERM acting as Ctrl-C: (state, seconds it took, every node's status)."""
     from minichain.testnet import network as tn
 
     began = time.monotonic()
     with _signals_interrupt():
-        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
+        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level, log_format=log_format)
     return state, time.monotonic() - began, tn.survey(state)
 
 
-def _up_replicas(spec, directory, timeout, log_level, as_json) -> None:
+def _monitor(directory, port, quiet=False):
+    """Write the scrape config and start Prometheus if it is installed; the Monitor or
+    None. Says where the config is, and how to get Prometheus when it is missing."""
+    from minichain.testnet import monitor
+    from minichain.testnet import network as tn
+
+    try:
+        report = tn.start_monitor(directory, port)
+    except monitor.MonitorError as exc:
+        raise CommandError(f"the testnet is up, but Prometheus did not start: {exc}") from None
+    err = console(stderr=True)
+    if report.monitor is None:
+        err.print(f"prometheus is not installed: {monitor.INSTALL_HINT}. The scrape config for every node is "
+                  f"{report.config}; run 'prometheus --config.file {report.config}', or "
+                  f"'minichain testnet monitor' once it is installed.", markup=False, highlight=False)
+    elif not quiet and report.monitor.port != port:
+        err.print(f"note: port {port} was taken; Prometheus listens on {report.monitor.port}")
+    return report.monitor
+
+
+def _up_replicas(spec, directory, timeout, log_level, log_format, as_json) -> None:
     from minichain.testnet import network as tn
 
     tn.check_not_running(directory)
@@ -306,7 +347,7 @@ def _up_replicas(spec, directory, timeout, log_level, as_json) -> None:
     if not as_json:
         byz = ", ".join(f"{spec.names[i]} {b}" for i, b in sorted(spec.byzantine.items())) or "none"
         obs.note(f"testnet up: {spec.size} {spec.engine} replica(s), every pair linked, Byzantine: {byz}; in {where}")
-    state, took, views = _start(spec, directory, obs, timeout, log_level)
+    state, took, views = _start(spec, directory, obs, timeout, log_level, log_format)
     if as_json:
         _echo_json({**_status_json(state, views), "seconds": round(took, 3)})
         return
@@ -370,10 +411,12 @@ def _status_json(state, views) -> dict:
         return _replica_status_json(state, views)
 
     groups = tn.tip_groups(views)
+    watching = tn.running_monitor(state)
     return {
         "directory": state.directory, "network": state.network, "running": state.running,
         "topology": state.topology, "links": [list(x) for x in state.links], "seed": state.seed,
         "partition": state.partition, "tips_differ": len(groups) > 1,
+        "prometheus": watching.url if watching else None,
         "tips": {tip: [v.record.name for v in vs] for tip, vs in groups.items()},
         "nodes": [{
             "index": v.record.index, "name": v.record.name, "pid": v.record.pid, "alive": v.alive,
@@ -462,6 +505,9 @@ def testnet_status(directory, as_json):
             err.print(f"warning: not running: {', '.join(dead)} ('minichain testnet restart NODE' starts one again)")
         return
     _print_table(state, views)
+    watching = tn.running_monitor(state)
+    if watching is not None:
+        click.echo(f"prometheus: {watching.url}")
     groups = tn.tip_groups(views)
     if len(groups) > 1:
         parts = [f"{','.join(v.record.name for v in vs)} at height {vs[0].status['height']} ({tip[:16]})"
@@ -505,7 +551,8 @@ def testnet_down(directory, purge):
         click.echo(f"the testnet in {os.path.abspath(directory)} was not running")
     else:
         dead = f"; {len(report.dead)} had already died ({', '.join(r.name for r in report.dead)})" if report.dead else ""
-        click.echo(f"stopped {n} node(s) in {report.seconds:.1f}s{dead}")
+        prometheus = " and Prometheus" if report.monitor_stopped else ""
+        click.echo(f"stopped {n} node(s){prometheus} in {report.seconds:.1f}s{dead}")
     if purge:
         click.echo(f"deleted the testnet's data in {os.path.abspath(directory)}")
 
@@ -781,6 +828,69 @@ def testnet_check(directory, settle, as_json):
 
 
 # -- logs -------------------------------------------------------------------------------------
+
+
+@testnet.command("monitor")
+@dir_option
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True,
+              help="Where Prometheus listens on 127.0.0.1 (another free port if it is taken).")
+@click.option("--stop", is_flag=True, help="Stop the testnet's Prometheus instead.")
+@handle_testnet_errors
+def testnet_monitor(directory, port, stop):
+    """Watch the running testnet with Prometheus: write DIR/prometheus/prometheus.yml
+    (every node's /metrics) and start Prometheus on it if it is installed (restarting
+    one already running); 'up --monitor' does the same at start-up. See docs/monitoring.md.
+
+    \b
+    Example:
+      minichain testnet monitor
+      minichain testnet monitor --stop
+    """
+    from minichain.testnet import network as tn
+
+    if stop:
+        stopped = tn.stop_monitor(directory)
+        click.echo("stopped Prometheus" if stopped else "Prometheus was not running")
+        return
+    watching = _monitor(directory, port)
+    if watching is not None:
+        click.echo(f"prometheus: {watching.url}")
+
+
+@testnet.command("panels")
+@dir_option
+@click.option("--out", type=click.Path(dir_okay=False), required=True, metavar="FILE.png", help="Where to write the picture.")
+@click.option("--minutes", type=click.FloatRange(0.5, 24 * 60), default=15.0, show_default=True,
+              help="How far back the graphs go.")
+@click.option("--dashboard", type=click.Path(dir_okay=False), default=None, metavar="FILE.json",
+              help="A Grafana dashboard.  [default: testnet/grafana/dashboards/minichain.json of this checkout]")
+@click.option("--prometheus", "url", default=None, metavar="URL",
+              help="Prometheus to ask.  [default: the testnet's, started by --monitor]")
+@handle_testnet_errors
+def testnet_panels(directory, out, minutes, dashboard, url):
+    """Draw the Grafana dashboard's panels into a PNG without Grafana: each panel's
+    PromQL is asked of the testnet's Prometheus and plotted with matplotlib, in the
+    dashboard's grid. A sketch of the dashboard (no Grafana rendering), for a machine
+    without Grafana and for the docs.
+
+    \b
+    Example:
+      minichain testnet panels --out dashboard.png --minutes 10
+    """
+    from minichain.testnet import network as tn
+    from minichain.testnet import panels
+
+    if url is None:
+        state = tn.require_state(os.path.abspath(directory))
+        watching = tn.running_monitor(state)
+        if watching is None:
+            raise CommandError("the testnet has no Prometheus running: start it with 'minichain testnet monitor' "
+                               "(or 'up --monitor'), or pass --prometheus URL")
+        url = watching.url
+    board = panels.load(dashboard or panels.REPO_DASHBOARD)
+    drawn = panels.render(board, url, out, minutes=minutes,
+                          note=f"drawn by 'minichain testnet panels' from {url} (not Grafana)")
+    click.echo(f"wrote {out}: {len(panels.panels(board))} panels, {drawn} series over {minutes:g} min")
 
 
 @testnet.command("logs")

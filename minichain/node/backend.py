@@ -27,11 +27,13 @@ class NodeChain:
 
     def __init__(self, state: ChainState, mempool: Mempool, *,
                  on_block: Callable[[Block, AcceptResult], None] | None = None,
-                 on_tx: Callable[[Transaction, Any], None] | None = None) -> None:
+                 on_tx: Callable[[Transaction, Any], None] | None = None,
+                 on_tx_rejected: Callable[[Transaction, str], None] | None = None) -> None:
         self.state = state
         self.mempool = mempool
         self.on_block = on_block        # after every accepted block: the host's bookkeeping
         self.on_tx = on_tx              # after every admitted transaction
+        self.on_tx_rejected = on_tx_rejected  # after every refused one, with the reason
 
     @property
     def tree(self) -> BlockTree:
@@ -69,9 +71,14 @@ class NodeChain:
 
     def admit_tx(self, tx: Transaction) -> Any:
         """Admit ``tx`` to the mempool or raise MempoolError with the reason; returns the entry."""
-        if self.state.index.has_tx(tx.txid):
-            raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
-        entry = self.mempool.add(tx, self.state, self.state.height)
+        try:
+            if self.state.index.has_tx(tx.txid):
+                raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
+            entry = self.mempool.add(tx, self.state, self.state.height)
+        except MempoolError as exc:
+            if self.on_tx_rejected is not None:
+                self.on_tx_rejected(tx, exc.reason)
+            raise
         if self.on_tx is not None:
             self.on_tx(tx, entry)
         return entry

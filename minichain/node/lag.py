@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Callable
 
 INTERVAL = 0.02     # seconds between wake-ups (50 per second: a few microseconds of work each)
 WINDOW = 60.0       # seconds of samples the percentiles and the maximum cover
 
 
 class LagMonitor:
-    def __init__(self, interval: float = INTERVAL, window: float = WINDOW) -> None:
+    def __init__(self, interval: float = INTERVAL, window: float = WINDOW,
+                 observe: Callable[[float], None] | None = None) -> None:
         self.interval = interval
+        self.observe = observe   # each sample also goes here (the node's metrics histogram)
         self.window = window
         self.samples: deque[float] = deque(maxlen=max(1, int(window / interval)))
         self.worst = 0.0   # since the start
@@ -39,6 +42,8 @@ class LagMonitor:
         lag = max(0.0, lag)
         self.samples.append(lag)
         self.worst = max(self.worst, lag)
+        if self.observe is not None:
+            self.observe(lag)
 
     def report(self) -> dict:
         """Milliseconds: the last sample, the median, the 99th percentile and the maximum

@@ -37,6 +37,8 @@ from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
 from minichain.node import messages as m
 from minichain.node.backend import NodeChain
 from minichain.node.lag import LagMonitor
+from minichain.node.logs import event
+from minichain.node.metrics import DIAL, DISCONNECT, MISBEHAVED, PEER_READY, SEND, NodeMetrics
 from minichain.node.peer import Peer
 from minichain.node.protocol import (
     DEFAULT_BAN_SECONDS,
@@ -103,13 +105,17 @@ class Node:
         self.params = config.params
         if store is None:
             store = open_store(config)
+        self.metrics = NodeMetrics(NodeView(self))   # served at /metrics (node/metrics.py)
+        if hasattr(store, "on_write"):
+            store.on_write = self.metrics.store_write.observe   # LevelDB batch write times
         self.sigcache = SignatureCache()
         self.chain = ChainState(store, self.params, checker=SignatureChecker(self.sigcache))
         self.chain.activate_best_chain()  # finish a reorganisation a crash interrupted
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
         self.index = self.chain.index  # txid and address indexes, kept in the chain state's batches
-        self.backend = NodeChain(self.chain, self.mempool, on_block=self._block_accepted, on_tx=self._tx_admitted)
+        self.backend = NodeChain(self.chain, self.mempool, on_block=self._block_accepted, on_tx=self._tx_admitted,
+                                 on_tx_rejected=self._tx_rejected)
         self.protocol = PeerProtocol(
             self.backend, genesis_hash=self.chain.genesis.hash, nonce=random.getrandbits(64),
             user_agent=USER_AGENT, network=self.params.name, connect=config.connect,
@@ -122,13 +128,14 @@ class Node:
         self.started = time.time()
         self.miner: Any = None
         self.mining_pkh: bytes | None = None
+        self.hashes_done = 0                 # by miners that have stopped (metrics: hashes total)
         # Traffic counters and first-arrival times, for the network benchmark and status.
         self.blocks_announced = 0
         self.blocks_received = 0
         self.block_bytes_received = 0
         self.arrivals: OrderedDict[bytes, float] = OrderedDict()
         self.listeners: list[Callable[[str, dict], None]] = []
-        self.lag = LagMonitor()  # event-loop lag, reported in /api/status
+        self.lag = LagMonitor(observe=self.metrics.loop_lag.observe)  # event-loop lag, in /api/status and /metrics
         self._tasks: list[asyncio.Task] = []
         self._runners: list[web.AppRunner] = []
         self._session: aiohttp.ClientSession | None = None
@@ -160,9 +167,11 @@ class Node:
             await web.TCPSite(api_runner, self.config.api[0], self.config.api[1]).start()
             self._runners.append(api_runner)
             self.api_port = _bound_port(api_runner)
-        log.info("node %s on %s: p2p %s:%d, api %s, height %d", USER_AGENT, self.params.name,
-                 self.config.listen[0], self.listen_port,
-                 f"{self.config.api[0]}:{self.api_port}" if self.config.api else "off", self.chain.height)
+        p2p = f"{self.config.listen[0]}:{self.listen_port}"
+        api = f"{self.config.api[0]}:{self.api_port}" if self.config.api else "off"
+        log.info("node %s on %s: p2p %s, api %s, height %d", USER_AGENT, self.params.name, p2p, api, self.chain.height,
+                 extra=event("node_started", version=USER_AGENT, network=self.params.name, p2p=p2p, api=api,
+                             height=self.chain.height))
         for addr in list(self.protocol.connect):
             self._spawn(self._keep_connected(addr))
         self._spawn(self._housekeeping())
@@ -185,7 +194,7 @@ class Node:
             await runner.cleanup()
         if self._session is not None:
             await self._session.close()
-        log.info("node stopped at height %d", self.chain.height)
+        log.info("node stopped at height %d", self.chain.height, extra=event("node_stopped", height=self.chain.height))
         self.chain.close()
         self._stopped.set()
 
@@ -217,9 +226,11 @@ class Node:
     # -- carrying out the protocol's effects ----------------------------------------------------
 
     def _execute(self, effects: Iterable[Any]) -> None:
+        counts = self.metrics.effects
         for effect in effects:
             cls = effect.__class__
             if cls is Send:
+                counts[SEND] += 1
                 msg = effect.msg
                 if msg.__class__ is m.Headers:
                     self.blocks_announced += len(msg.headers)
@@ -227,17 +238,27 @@ class Node:
                     self.blocks_announced += 1
                 effect.dst.send(msg)
             elif cls is Disconnect:
+                counts[DISCONNECT] += 1
                 effect.peer.close(effect.reason)
             elif cls is Misbehaved:
-                log.warning("peer %s misbehaved (%s, +%d = %d): %s%s", effect.peer.name, effect.reason.code,
-                            effect.reason.score, effect.score, effect.detail, "; banned" if effect.banned else "")
+                counts[MISBEHAVED] += 1
+                code = effect.reason.code
+                self.metrics.misbehaved(code, effect.banned)
+                log.warning("peer %s misbehaved (%s, +%d = %d): %s%s", effect.peer.name, code,
+                            effect.reason.score, effect.score, effect.detail, "; banned" if effect.banned else "",
+                            extra=event("misbehaved", peer=effect.peer.name, reason=code, score=effect.score,
+                                        banned=effect.banned, detail=effect.detail))
             elif cls is PeerReady:
+                counts[PEER_READY] += 1
                 peer = effect.peer
                 version = peer.state.version
-                log.info("peer %s connected (%s, height %d, %s)", peer.name, "inbound" if peer.inbound else "outbound",
-                         version.best_height, version.user_agent)
+                direction = "inbound" if peer.inbound else "outbound"
+                log.info("peer %s connected (%s, height %d, %s)", peer.name, direction, version.best_height,
+                         version.user_agent, extra=event("peer_connected", peer=peer.name, direction=direction,
+                                                         height=version.best_height, user_agent=version.user_agent))
                 self._emit("peer", {"address": peer.name, "connected": True})
             elif cls is Dial:
+                counts[DIAL] += 1
                 if not self._stopping.is_set():
                     self._spawn(self._keep_connected(effect.addr))
             else:
@@ -249,6 +270,7 @@ class Node:
         return self.protocol.is_banned(host, port, time.time())
 
     def ban(self, host: str, port: int | None, seconds: float | None = None) -> None:
+        self.metrics.bans.labels("operator").inc()
         self._execute(self.protocol.ban(host, port, time.time(), seconds))
 
     async def _accept_ws(self, request: web.Request) -> web.StreamResponse:
@@ -260,7 +282,7 @@ class Node:
             return web.Response(status=403, text="banned")
         ws = web.WebSocketResponse(max_msg_size=m.MAX_FRAME_SIZE, heartbeat=30)
         await ws.prepare(request)
-        peer = Peer(ws, host, port, inbound=True)
+        peer = Peer(ws, host, port, inbound=True, traffic=self.metrics.traffic)
         await self._run_peer(peer)
         return ws
 
@@ -274,7 +296,7 @@ class Node:
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             log.debug("cannot reach %s:%d: %s", addr[0], addr[1], exc)
             return None
-        peer = Peer(ws, addr[0], addr[1], inbound=False, dialled=addr)
+        peer = Peer(ws, addr[0], addr[1], inbound=False, dialled=addr, traffic=self.metrics.traffic)
         await self._run_peer(peer)
         return peer
 
@@ -317,7 +339,7 @@ class Node:
         try:
             await self._read_loop(peer)
         except Exception:  # a bug triggered by one peer must not take the node down
-            log.exception("error while serving peer %s", peer.name)
+            log.exception("error while serving peer %s", peer.name, extra=event("peer_error", peer=peer.name))
             peer.close("internal error")
         finally:
             was_ready = peer.state.ready
@@ -326,31 +348,41 @@ class Node:
                 self.peers.remove(peer)
             self._execute(self.protocol.disconnected(peer, time.time()))
             if was_ready or peer.state.version is not None:
-                log.info("peer %s disconnected: %s", peer.name, peer.close_reason)
+                log.info("peer %s disconnected: %s", peer.name, peer.close_reason,
+                         extra=event("peer_disconnected", peer=peer.name, reason=peer.close_reason))
                 self._emit("peer", {"address": peer.name, "connected": False})
             await peer.wait_closed()
 
     async def _read_loop(self, peer: Peer) -> None:
         ws = peer.ws
         protocol = self.protocol
+        metrics = self.metrics
+        received = metrics.traffic.received
+        entries = self.chain.tree.entries
         while not peer.closed:
             msg = await ws.receive()
             if peer.closed:
                 return                      # what arrives after we closed the link is not read
             if msg.type == aiohttp.WSMsgType.BINARY:
-                peer.bytes_in += len(msg.data)
+                data = msg.data
+                peer.bytes_in += len(data)
+                received(data)
                 try:
-                    decoded = m.decode(msg.data)
+                    decoded = m.decode(data)
                 except DecodeError as exc:
                     self._execute(protocol.misbehaving(peer, Misbehavior.MALFORMED_MESSAGE,
                                                        f"malformed frame: {exc}", time.time()))
                     continue
-                if decoded.__class__ is m.BlockMessage:
-                    self.blocks_received += 1
-                    self.block_bytes_received += len(msg.data) - 1
+                now = time.time()
+                cls = decoded.__class__
+                if cls in _ANNOUNCING:
+                    metrics.announced(decoded, now, entries)
+                    if cls is m.BlockMessage:
+                        self.blocks_received += 1
+                        self.block_bytes_received += len(data) - 1
                 self._source = peer
                 try:
-                    self._execute(protocol.receive(peer, decoded, time.time()))
+                    self._execute(protocol.receive(peer, decoded, now))
                 finally:
                     self._source = None
             elif msg.type == aiohttp.WSMsgType.TEXT:
@@ -379,20 +411,27 @@ class Node:
 
     def _block_accepted(self, block: Block, result: AcceptResult) -> None:
         """The chain state took a block (from a peer or from us): bookkeeping and the feed."""
+        now = time.time()
+        self.metrics.block_accepted(result, now)
         if result.status in (BlockStatus.CONNECTED, BlockStatus.SIDE_BRANCH) and block.hash not in self.arrivals:
-            self.arrivals[block.hash] = time.time()
+            self.arrivals[block.hash] = now
             while len(self.arrivals) > MAX_ARRIVALS:
                 self.arrivals.popitem(last=False)
         act = result.activation
         source = self._source
         if act.connected or act.disconnected:
+            tip = self.chain.tip
+            tip_hex = h_hex(tip.hash)
+            peer = None if source is None else source.name
             if act.disconnected:
                 log.info("reorganised: %d blocks disconnected, %d connected, tip %s at %d", len(act.disconnected),
-                         len(act.connected), self.chain.tip.hash[::-1].hex()[:16], self.chain.height)
-            tip = self.chain.tip
-            log.info("new tip %s height %d (%d txs)%s", tip.hash[::-1].hex()[:16], tip.height,
-                     len(act.connected[-1].transactions) if act.connected else 0,
-                     "" if source is None else f" from {source.name}")
+                         len(act.connected), tip_hex[:16], tip.height,
+                         extra=event("reorg", block=tip_hex, height=tip.height, disconnected=len(act.disconnected),
+                                     connected=len(act.connected), peer=peer))
+            txs = len(act.connected[-1].transactions) if act.connected else 0
+            log.info("new tip %s height %d (%d txs)%s", tip_hex[:16], tip.height, txs,
+                     "" if source is None else f" from {source.name}",
+                     extra=event("tip", block=tip_hex, height=tip.height, txs=txs, peer=peer))
             self._emit("tip", {"hash": tip.hash[::-1].hex(), "height": tip.height,
                                "disconnected": len(act.disconnected), "connected": len(act.connected)})
             if self.miner is not None:
@@ -400,7 +439,9 @@ class Node:
         elif result.status is BlockStatus.SIDE_BRANCH:
             self._emit("block", {"hash": h_hex(block.hash), "status": "side-branch"})
         if result.status is BlockStatus.INVALID:
-            log.warning("rejected block %s: %s %s", block.hash_hex()[:16], result.reason, result.message)
+            log.warning("rejected block %s: %s %s", block.hash_hex()[:16], result.reason, result.message,
+                        extra=event("block_rejected", block=block.hash_hex(), reason=result.reason,
+                                    detail=result.message, peer=None if source is None else source.name))
 
     def submit_transaction(self, tx: Transaction) -> None:
         """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it."""
@@ -408,10 +449,15 @@ class Node:
         self._execute(self.protocol.relay_tx(tx))
 
     def _tx_admitted(self, tx: Transaction, entry: Any) -> None:
+        self.metrics.txs_accepted.inc()
         source = self._source
-        log.info("accepted tx %s (fee %d)%s", tx.txid_hex()[:16], entry.fee,
-                 "" if source is None else f" from {source.name}")
-        self._emit("tx", {"txid": tx.txid_hex(), "fee": entry.fee})
+        txid = tx.txid_hex()
+        log.info("accepted tx %s (fee %d)%s", txid[:16], entry.fee, "" if source is None else f" from {source.name}",
+                 extra=event("tx", txid=txid, fee=entry.fee, peer=None if source is None else source.name))
+        self._emit("tx", {"txid": txid, "fee": entry.fee})
+
+    def _tx_rejected(self, tx: Transaction, reason: str) -> None:
+        self.metrics.txs_rejected.labels(reason).inc()
 
     # -- periodic work ------------------------------------------------------------------------
 
@@ -431,6 +477,7 @@ class Node:
         self.mining_pkh = decode_address(address, self.params.address_version)
         if self.miner is not None:
             self.miner.stop()
+            self.hashes_done += self.miner.hashes
         loop = asyncio.get_running_loop()
 
         def found(block: Block) -> None:
@@ -438,13 +485,15 @@ class Node:
 
         self.miner = Miner(threads=threads, on_found=found, duty=duty)
         self._update_mining_work()
-        log.info("mining to %s on %d thread(s), duty %.0f%%", address, threads, duty * 100)
+        log.info("mining to %s on %d thread(s), duty %.0f%%", address, threads, duty * 100,
+                 extra=event("mining_started", address=address, threads=threads, duty=duty))
 
     def stop_mining(self) -> None:
         if self.miner is not None:
             self.miner.stop()
+            self.hashes_done += self.miner.hashes
             self.miner = None
-            log.info("mining stopped")
+            log.info("mining stopped", extra=event("mining_stopped"))
 
     def _update_mining_work(self) -> None:
         from minichain.mining.template import build_template
@@ -473,20 +522,25 @@ class Node:
                 self._extra_nonce += 1
                 miner.set_work(build_template(self.chain, self.mempool, pubkey_hash, int(time.time()), self._extra_nonce))
                 block = await found.get()
+                self.metrics.blocks_found.inc()
                 self.process_block(block)
                 hashes.append(block.hash)
         finally:
             await loop.run_in_executor(None, miner.stop)
+            self.hashes_done += miner.hashes
         return hashes
 
     def _on_mined(self, block: Block) -> None:
         if self._stopping.is_set():
             return
+        self.metrics.blocks_found.inc()
         result = self.process_block(block)
         if result.status is BlockStatus.CONNECTED:
-            log.info("mined block %s at height %d", block.hash_hex()[:16], self.chain.height)
+            log.info("mined block %s at height %d", block.hash_hex()[:16], self.chain.height,
+                     extra=event("mined", block=block.hash_hex(), height=self.chain.height, status="connected"))
         else:
-            log.info("mined block %s was %s", block.hash_hex()[:16], result.status.value)
+            log.info("mined block %s was %s", block.hash_hex()[:16], result.status.value,
+                     extra=event("mined", block=block.hash_hex(), status=result.status.value))
             self._update_mining_work()
 
     # -- status -------------------------------------------------------------------------------
@@ -514,6 +568,9 @@ class Node:
             "api_port": self.api_port,
             "uptime": time.time() - self.started,
         }
+
+
+_ANNOUNCING = frozenset({m.Headers, m.Inv, m.BlockMessage})   # messages that name new blocks (metrics)
 
 
 def h_hex(h: bytes) -> str:

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from minichain.node import messages as m
+from minichain.node.logs import event
 
 log = logging.getLogger("minichain.peer")
 
@@ -25,7 +26,8 @@ SEND_QUEUE = 1000           # frames waiting for one peer before we give up on i
 
 
 class Peer:
-    def __init__(self, ws: Any, host: str, port: int, *, inbound: bool, dialled: tuple[str, int] | None = None) -> None:
+    def __init__(self, ws: Any, host: str, port: int, *, inbound: bool, dialled: tuple[str, int] | None = None,
+                 traffic: Any = None) -> None:
         self.ws = ws
         self.host = host
         self.port = port                 # the remote socket's port (ephemeral for inbound)
@@ -34,6 +36,7 @@ class Peer:
         self.state: Any = None           # the protocol's PeerState for this link
         self.bytes_in = 0
         self.bytes_out = 0
+        self.traffic = traffic           # the node's metrics.Traffic: frames and bytes sent, by type
         self.connected_at = 0.0
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
         self._writer: asyncio.Task | None = None
@@ -88,16 +91,21 @@ class Peer:
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
-            log.warning("peer %s is not reading (send queue full); dropping it", self.name)
+            log.warning("peer %s is not reading (send queue full); dropping it", self.name,
+                        extra=event("peer_dropped", peer=self.name, reason="send queue full"))
             self.close("send queue full")
 
     async def _write_loop(self) -> None:
+        traffic = self.traffic
         try:
             while True:
                 frame = await self._queue.get()
                 if frame is None:
                     break
                 self.bytes_out += len(frame)
+                if traffic is not None:
+                    traffic.sent_bytes[frame[0]] += len(frame)
+                    traffic.sent_messages[frame[0]] += 1
                 await self.ws.send_bytes(frame)
         except (ConnectionError, RuntimeError, asyncio.CancelledError) as exc:
             if not isinstance(exc, asyncio.CancelledError):

@@ -83,6 +83,18 @@ class NodeView:
         out["loop_lag"] = self._node.lag.report()
         return out
 
+    def metrics(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The node's Prometheus metrics (node/metrics.py) in the format ``accept`` (an HTTP
+        Accept header) prefers: (body, content type)."""
+        return self._node.metrics.exposition(accept)
+
+    def mining(self) -> tuple[bool, float, int]:
+        """(the miner runs, its hash rate per second, hashes computed by this node's miners)."""
+        miner = self._node.miner
+        if miner is None:
+            return False, 0.0, self._node.hashes_done
+        return True, miner.hashrate, self._node.hashes_done + miner.hashes
+
     # -- the chain -----------------------------------------------------------------------------
 
     @property
@@ -115,6 +127,10 @@ class NodeView:
 
     def orphan_count(self) -> int:
         return self._node.chain.orphan_count()
+
+    def headers_height(self) -> int:
+        """Height of the most-work header known (above ``height`` while blocks are missing)."""
+        return self._node.chain.tree.best_header.height
 
     # -- the indexes (chainstate/index.py): answers without decoding blocks ---------------------
 
@@ -169,6 +185,17 @@ class NodeView:
         """One description per link (address, direction, user agent, height, score, traffic)."""
         now = time.time()
         return [p.describe(now) for p in self._node.peers]
+
+    def peer_counts(self) -> tuple[int, int]:
+        """(inbound, outbound) links with a completed handshake."""
+        inbound = outbound = 0
+        for p in self._node.peers:
+            if p.ready:
+                if p.inbound:
+                    inbound += 1
+                else:
+                    outbound += 1
+        return inbound, outbound
 
     def known_addresses(self) -> list[tuple[str, int]]:
         """Listen addresses learned from peers."""

@@ -8,10 +8,8 @@ Prints one line when it is ready, for the supervisor::
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
-import sys
 
 import click
 
@@ -47,14 +45,16 @@ def _ids(ctx, param, value):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds this replica's random stream.")
 @click.option("--epoch", default=None, type=float, help="time.monotonic() at the testnet's start (the engines' time 0).")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def main(engine, node_id, n, datadir, keys, listen, api, behaviour, coalition, seed, epoch, log_level):
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="text, or one JSON object per line (minichain/node/logs.py).")
+def main(engine, node_id, n, datadir, keys, listen, api, behaviour, coalition, seed, epoch, log_level, log_format):
     """Run one consensus replica: a simulator engine on real sockets and a real clock."""
+    from minichain.node.logs import setup_logging
     from minichain.replica.durable import StateFileError
     from minichain.replica.host import ReplicaConfig, ReplicaError
     from minichain.replica.keys import KeyFileError
 
-    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    setup_logging(log_level, log_format)
     config = ReplicaConfig(engine=engine, node_id=node_id, n=n, datadir=datadir, keys=keys, listen=listen, api=api,
                            behaviour=behaviour, coalition=coalition, seed=seed, epoch=epoch)
     try:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterator
+import time
+from typing import Callable, Iterator
 
 import plyvel
 
@@ -50,6 +51,7 @@ class LevelDBStore(ChainStore):
     def __init__(self, path: str | os.PathLike, *, sync: bool = False, create: bool = True) -> None:
         self.path = os.fspath(path)
         self.sync = sync
+        self.on_write: Callable[[float], None] | None = None   # told each batch's write time (node metrics)
         try:
             if create:
                 os.makedirs(self.path, exist_ok=True)
@@ -68,6 +70,12 @@ class LevelDBStore(ChainStore):
     # -- writing
 
     def write(self, batch: StoreBatch) -> None:
+        began = time.perf_counter()
+        self._write(batch)
+        if self.on_write is not None:
+            self.on_write(time.perf_counter() - began)
+
+    def _write(self, batch: StoreBatch) -> None:
         with self._db.write_batch(sync=self.sync) as wb:
             for block_hash, data in batch.blocks.items():
                 wb.put(_BLOCK + block_hash, data)

@@ -16,6 +16,9 @@ A network of consensus replicas (``--engine``) comes up in its own phases: link 
 told every address; the higher number dials), then start the engines once every link
 is up.
 
+With ``--monitor``, ``start_monitor`` then writes a Prometheus scrape config for every
+node and starts Debian's ``prometheus`` on it (``monitor.py``); ``down`` stops it.
+
 A partition is each node refusing (and dropping) the peers outside its group
 (``POST /api/control/partition {"deny": [...]}``: listen addresses for nodes, numbers
 for replicas); healing clears the lists and the nodes' own reconnect loops restore the
@@ -37,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from minichain.testnet import process
+from minichain.testnet import monitor, process
 from minichain.testnet.observer import Observer
 from minichain.testnet.spec import NetworkSpec
 from minichain.testnet.state import NodeRecord, StateError, TestnetState, load, locked, save
@@ -93,12 +96,12 @@ def require_running(directory: str) -> TestnetState:
 
 def up(directory: str, spec: NetworkSpec, observer: Observer | None = None, *,
        ready_timeout: float = READY_TIMEOUT, sync_timeout: float = SYNC_TIMEOUT,
-       log_level: str = "info") -> TestnetState:
+       log_level: str = "info", log_format: str = "text") -> TestnetState:
     obs = observer or Observer()
     directory = os.path.abspath(directory)
     try:
         with locked(directory):
-            return _up(directory, spec, obs, ready_timeout, sync_timeout, log_level)
+            return _up(directory, spec, obs, ready_timeout, sync_timeout, log_level, log_format)
     except StateError as exc:
         raise TestnetError(str(exc)) from None
 
@@ -121,7 +124,7 @@ def check_not_running(directory: str) -> None:
 
 
 def _up(directory: str, spec: NetworkSpec, obs: Observer, ready_timeout: float, sync_timeout: float,
-        log_level: str) -> TestnetState:
+        log_level: str, log_format: str) -> TestnetState:
     check_not_running(directory)
     old = load(directory)
     if old is not None:
@@ -142,7 +145,8 @@ def _up(directory: str, spec: NetworkSpec, obs: Observer, ready_timeout: float, 
 
     records = _plan_records(directory, spec)
     state = TestnetState(directory=directory, network=spec.network, topology=spec.topology,
-                         links=list(spec.links), nodes=records, seed=spec.seed, running=True, engine=spec.engine)
+                         links=list(spec.links), nodes=records, seed=spec.seed, running=True, engine=spec.engine,
+                         log_format=log_format, monitor=old.monitor if old is not None else None)
     if old is not None and spec.engine != "nakamoto":
         state.started = old.started          # the replicas' clocks continue the old time line
     started: list[tuple[Any, NodeRecord]] = []
@@ -228,7 +232,8 @@ def _replica_args(state: TestnetState, rec: NodeRecord, log_level: str, base_por
     byzantine = [r.index for r in state.nodes if not r.honest]
     args = ["--engine", state.engine, "--id", str(rec.index), "--n", str(len(state.nodes)), "--datadir", rec.datadir,
             "--keys", str(rec.keys), "--listen", f"127.0.0.1:{p2p}", "--api", f"127.0.0.1:{api}",
-            "--seed", str(state.seed), "--epoch", repr(replica_epoch(state)), "--log-level", log_level]
+            "--seed", str(state.seed), "--epoch", repr(replica_epoch(state)), "--log-level", log_level,
+            "--log-format", state.log_format]
     if rec.behaviour is not None:
         args += ["--behaviour", rec.behaviour, "--coalition", ",".join(map(str, byzantine))]
     return args
@@ -247,7 +252,8 @@ def _node_args(state: TestnetState, rec: NodeRecord, log_level: str, base_port: 
                extra: list[str] | tuple = ()) -> list[str]:
     p2p, api = _ports(rec, base_port)
     return ["--network", state.network, "--datadir", rec.datadir, "--listen", f"127.0.0.1:{p2p}",
-            "--api", f"127.0.0.1:{api}", "--no-discover", "--log-level", log_level, *extra]
+            "--api", f"127.0.0.1:{api}", "--no-discover", "--log-level", log_level, "--log-format", state.log_format,
+            *extra]
 
 
 def _ports(rec: NodeRecord, base_port: int = 0) -> tuple[int, int]:
@@ -436,6 +442,7 @@ class DownReport:
     dead: list[NodeRecord] = field(default_factory=list)      # were not running any more
     seconds: float = 0.0
     was_running: bool = True
+    monitor_stopped: bool = False                             # Prometheus was running and was stopped
 
 
 def down(directory: str, observer: Observer | None = None, *, purge: bool = False) -> DownReport:
@@ -449,6 +456,8 @@ def down(directory: str, observer: Observer | None = None, *, purge: bool = Fals
             live = live_nodes(state)
             report.dead = [r for r in state.nodes if r not in live] if state.running else []
             obs.phase(f"stopping {len(live)} node(s)", len(live))
+            report.monitor_stopped = monitor.stop(monitor.Monitor.from_json(state.monitor))
+            state.monitor = None
             _, killed = process.stop_all([(r.pid, r.datadir) for r in live])
             report.killed = [r for r in live if r.pid in killed]
             report.stopped = [r for r in live if r.pid not in killed]
@@ -471,6 +480,7 @@ def _purge(state: TestnetState) -> None:
     for rec in state.nodes:
         if os.path.isdir(rec.datadir):
             shutil.rmtree(rec.datadir, ignore_errors=True)
+    shutil.rmtree(os.path.join(state.directory, monitor.SUBDIR), ignore_errors=True)
     for name in ("testnet.json", ".lock", "history.jsonl", "merchant.json"):
         try:
             os.unlink(os.path.join(state.directory, name))
@@ -480,6 +490,59 @@ def _purge(state: TestnetState) -> None:
         os.rmdir(state.directory)
     except OSError:
         pass
+
+
+# -- monitoring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class MonitorReport:
+    config: str                                  # the scrape config written
+    monitor: monitor.Monitor | None = None       # the Prometheus started (None: not installed)
+
+
+def start_monitor(directory: str, port: int = monitor.DEFAULT_PORT, *,
+                  interval: float = monitor.SCRAPE_INTERVAL) -> MonitorReport:
+    """Write the scrape config for every node of the running testnet and, when the
+    prometheus binary is there, (re)start Prometheus on it. MonitorError if it fails."""
+    directory = os.path.abspath(directory)
+    try:
+        with locked(directory):
+            state = require_running(directory)
+            if state.replicas:
+                raise TestnetError("--monitor watches Nakamoto nodes (their /metrics); consensus replicas "
+                                   "have no metrics endpoint")
+            report = MonitorReport(monitor.write_config(state, interval))
+            monitor.stop(monitor.Monitor.from_json(state.monitor))   # one Prometheus per data directory
+            state.monitor = None
+            binary = monitor.find_prometheus()
+            if binary is not None:
+                report.monitor = monitor.start(state, binary, port)
+                state.monitor = report.monitor.to_json()
+            save(state)
+    except StateError as exc:
+        raise TestnetError(str(exc)) from None
+    return report
+
+
+def stop_monitor(directory: str) -> bool:
+    """Stop the testnet's Prometheus; True if one was running."""
+    directory = os.path.abspath(directory)
+    try:
+        with locked(directory):
+            state = require_state(directory)
+            stopped = monitor.stop(monitor.Monitor.from_json(state.monitor))
+            state.monitor = None
+            save(state)
+    except StateError as exc:
+        raise TestnetError(str(exc)) from None
+    return stopped
+
+
+def running_monitor(state: TestnetState) -> monitor.Monitor | None:
+    """The testnet's Prometheus, if it runs."""
+    mon = monitor.Monitor.from_json(state.monitor)
+    return mon if mon is not None and mon.alive() else None
 
 
 # -- status -----------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 ``DIR/testnet.json`` records the network, the links, and for each node its data
 directory, process id, ports, log file and miner settings; ``partition`` records the
-groups while the network is split. It is replaced atomically (write a sibling, fsync,
+groups while the network is split; ``log_format`` the nodes' log format (a restarted
+node keeps it); ``monitor`` the Prometheus process watching the nodes, if one runs
+(``testnet/monitor.py``). It is replaced atomically (write a sibling, fsync,
 rename), so a command interrupted half-way leaves the old file or the new one, never
 a torn one. ``running`` is false after ``testnet down``: the file stays so that
 ``testnet logs`` still finds the logs and a later ``up`` reuses the chains.
@@ -85,6 +87,8 @@ class TestnetState:
     started: float = field(default_factory=time.time)
     partition: list[list[int]] | None = None
     engine: str = "nakamoto"         # or a consensus engine run by replicas: pbft, tendermint, raft, ...
+    log_format: str = "text"         # the nodes' --log-format: text or json
+    monitor: dict | None = None      # Prometheus: {"pid", "port", "config"} while it runs
 
     @property
     def replicas(self) -> bool:
@@ -127,7 +131,8 @@ class TestnetState:
                        links=[(int(a), int(b)) for a, b in data["links"]], nodes=nodes,
                        seed=int(data.get("seed", 0)), running=bool(data["running"]),
                        started=float(data.get("started", 0)), partition=data.get("partition"),
-                       engine=str(data.get("engine", "nakamoto")))
+                       engine=str(data.get("engine", "nakamoto")), log_format=str(data.get("log_format", "text")),
+                       monitor=data.get("monitor"))
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{os.path.join(directory, STATE_FILE)} is damaged ({type(exc).__name__}: {exc}); "
                              "stop any nodes by hand and delete the directory") from None

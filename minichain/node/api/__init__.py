@@ -10,6 +10,7 @@ grouped by resource, one module each:
     addresses.py     GET  /api/address/{address}[/history|/utxos]
     mempool.py       GET  /api/mempool
     control.py       POST /api/control/...  (token)
+    metrics.py       GET  /metrics  (Prometheus; no token)
     explorer         GET  /, /api/tree, /api/events  (minichain/explorer)
 
 ``common.py`` holds the error middleware, argument parsing and pages; ``shapes.py`` the
@@ -27,6 +28,7 @@ from minichain.node.api.blocks import Blocks
 from minichain.node.api.common import MAX_BODY, MAX_PAGE, ApiError, errors
 from minichain.node.api.control import COOKIE_FILE, Control, read_cookie, write_cookie
 from minichain.node.api.mempool import MempoolRoutes
+from minichain.node.api.metrics import Metrics
 from minichain.node.api.network import Network
 from minichain.node.api.transactions import Transactions
 from minichain.node.view import NodeControl, NodeView
@@ -39,7 +41,7 @@ def make_api(view: NodeView, control: NodeControl) -> web.Application:
     token = write_cookie(view.datadir)
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     for group in (Network(view), Blocks(view), Transactions(view, control), Addresses(view), MempoolRoutes(view),
-                  Control(view, control, token)):
+                  Control(view, control, token), Metrics(view)):
         app.router.add_routes(group.routes())
     from minichain.explorer import register as register_explorer
 
