@@ -306,6 +306,26 @@ def test_a_replica_ahead_nudges_a_peer_that_never_showed_it_got_there_and_the_pe
     assert ahead.on_message(3, Commit(0, 1, P[0], 3)) == [] and ahead._laggards() == []
 
 
+def test_4_4_entering_a_view_whose_early_pre_prepares_make_a_checkpoint_stable_drops_the_later_ones():
+    # Found by the adversary search (issue 21): accepting the kept pre-prepare for 1 executes
+    # 1 and the already committed 2, checkpoint 2 becomes stable and the log below it goes
+    # -- the kept pre-prepare for 2 too, which _enter_view then looked up: KeyError.
+    replica = replicas(config=SMALL)[2]
+    replica.on_message(CLIENT, ClientRequest(P[0]))
+    replica.on_timer("request")                                          # to view 1 (primary 1)
+    digest = ledger_digest(P[:2])
+    feed(replica, (1, PrePrepare(1, 1, P[0], 1)), (1, PrePrepare(1, 2, P[1], 1)),
+         *[(i, Prepare(1, 1, P[0], i)) for i in (0, 3)],
+         *[(i, Commit(1, 1, P[0], i)) for i in (0, 3)],
+         *[(i, Commit(1, 2, P[1], i)) for i in (0, 1, 3)],                  # 2 is committed, 1 not yet
+         *[(i, Checkpoint(2, digest, i)) for i in (0, 3)])
+    assert replica.committed == {2: P[1]} and replica.last_exec == 0
+    v_set = tuple(ViewChange(1, 0, (), (), i) for i in (0, 1, 3))
+    actions = replica.on_message(1, NewView(1, v_set, (), 1))
+    assert [a for a in actions if isinstance(a, Decide)] == [Decide(0, P[0]), Decide(1, P[1])]
+    assert replica.stable_seq == 2 and replica.future_pre_prepares == {}
+
+
 def test_commit_certificate_lets_a_replica_in_another_view_execute_what_2f_plus_1_committed():
     behind = replicas()[1]
     behind.on_message(CLIENT, ClientRequest(P[0]))

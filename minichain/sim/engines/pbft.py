@@ -841,7 +841,11 @@ class PBFT(Engine):
                 self.assigned[pp.value.coin] = pp.seq
             actions += self._accept_pre_prepare(pp)
         for key in sorted(k for k in self.future_pre_prepares if k[0] == view):
-            actions += self._accept_pre_prepare(self.future_pre_prepares.pop(key))
+            # (popped one by one: executing one of them may make a checkpoint stable and
+            # drop the ones below it -- a crash the adversary search found)
+            pp = self.future_pre_prepares.pop(key, None)
+            if pp is not None:
+                actions += self._accept_pre_prepare(pp)
         for key in sorted(k for k in self.pre_prepares if k[0] == view):
             actions += self._check_slot(key)
         actions += self._reset_request_timer()
