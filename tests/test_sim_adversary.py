@@ -160,6 +160,13 @@ def test_n4f1_pbft_runs_the_search_found_against_the_pbft_before_issue_21_are_sa
     assert report.safety == [] and report.liveness == [] and report.errors == [], before
 
 
+def test_n4f1_raft_seed_16_a_deposed_leader_with_the_longest_log_stands_again_and_the_others_commit():
+    # Found by the search (issue 21): with replica 3 crashed, replica 0 stepped down from
+    # leader, refused its shorter-logged rivals and never stood again (no election timer).
+    report = search("raft", n=4, faulty=1, runs=1, seed=16)
+    assert report.safety == [] and report.liveness == []
+
+
 def test_faulty_counts_are_checked():
     spec = engine_spec("pbft")
     assert faulty_count(spec, 7, "f") == 2 and faulty_count(spec, 7, "f+1") == 3 and faulty_count(spec, 7, "3") == 3
