@@ -304,7 +304,7 @@ def adversary_cmd(engine: str, nodes: int, faulty: str, runs: int | None, seed: 
     per-window strategies that withhold, delay, replay and mix messages), the splits of
     the network before GST and double spends across them -- and runs it. Reported: every
     run where two honest replicas committed different values (safety), and every run
-    where an honest replica still missed a payment two minutes after GST (liveness), with
+    where an honest replica still missed a payment five minutes after GST (liveness), with
     the smallest seed and the command that replays it. The wall time goes to stderr, so
     stdout is the same for the same seeds.
 

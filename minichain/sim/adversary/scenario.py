@@ -40,7 +40,7 @@ from minichain.sim.network import Exponential, Network
 from minichain.sim.simulator import Simulation
 from minichain.sim.workload import ClientRequest, Payment
 
-HORIZON = 120.0     # seconds after GST by which every ordinary payment must be committed everywhere
+HORIZON = 300.0     # seconds after GST by which every ordinary payment must be committed everywhere
 SETTLE = 5.0        # seconds the run goes on once it is, for conflicts that come late
 PAYMENTS = 12       # ordinary payments, spread from 0.5 s to GST + 3 s
 
