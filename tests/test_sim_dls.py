@@ -505,6 +505,20 @@ def test_byzantine_dls_byz_n7_two_late_certificate_owners_split_nothing():
         assert all(decided(sim, i) == payments for i in sim.honest), seed
 
 
+def test_dls_byz_n4t1_safety_and_liveness_across_60_seeded_fault_mixes():
+    # The mix of the BFT engines (tests/simfaults.py): up to t liars, equivocators,
+    # late-certificate owners or silent nodes, loss up to 30%, a partition, a crash; all
+    # over by 12 s. Every honest node commits all 20 payments by 120 s.
+    from tests.simfaults import committed_counts, random_fault_run
+
+    behaviours = ("silent", "lie", "equivocate", "late-certificate")
+    for seed in range(60):
+        sim = random_fault_run(dls.build_byzantine, seed, 4, until=120.0, behaviours=behaviours)
+        r = sim.result()
+        assert r.safe and not r.reversals, (seed, r.conflicts[:1])
+        assert committed_counts(sim) == [20, 20, 20], (seed, committed_counts(sim))
+
+
 def test_byzantine_dls_byz_n4_two_liars_exceed_t_and_their_claims_break_safety():
     # N = 4 tolerates t = 1: two liars make the t + 1 = 2 claims a node trusts.
     sim = run("dls-byz", 4, behaviours={2: "lie", 3: "lie"})

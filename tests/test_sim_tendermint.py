@@ -429,10 +429,12 @@ def test_n4f1_safety_and_liveness_across_200_seeded_runs_of_loss_reordering_part
 
 
 @pytest.mark.slow
-def test_n7f2_safety_across_100_seeded_runs():
+def test_n7f2_safety_and_liveness_across_100_seeded_runs():
     for seed in range(100):
-        r = random_run(seed, n=7).result()
+        sim = random_fault_run(tm.build, seed, 7, until=200.0)
+        r = sim.result()
         assert r.safe and not r.reversals, f"seed {seed}"
+        assert [len(sim.engines[i].ledger) for i in sim.honest] == [20] * 5, f"seed {seed}"
 
 
 # -- through the shared scenario harness ---------------------------------------------------------
