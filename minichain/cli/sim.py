@@ -323,7 +323,7 @@ def adversary_cmd(engine: str, nodes: int, faulty: str, runs: int | None, seed: 
     try:
         if engine == "all":
             rows = adversary.claims(n=nodes, runs=runs or 100, seed=seed)
-            _claims_table(rows, nodes, as_json, as_markdown)
+            _claims_table(rows, nodes, seed, as_json, as_markdown)
         else:
             report = adversary.search(engine, n=nodes, faulty=faulty, runs=runs or adversary.DEFAULT_RUNS,
                                       seed=seed, stop_at_first=stop_at_first)
@@ -362,7 +362,7 @@ def _search_report(report, as_json: bool) -> None:
             click.echo(f"{kind}: none")
 
 
-def _claims_table(rows: list[dict], nodes: int, as_json: bool, as_markdown: bool) -> None:
+def _claims_table(rows: list[dict], nodes: int, seed: int, as_json: bool, as_markdown: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, sort_keys=True))
         return
@@ -375,7 +375,9 @@ def _claims_table(rows: list[dict], nodes: int, as_json: bool, as_markdown: bool
         click.echo("|" + "---|" * len(head))
         for c in cells:
             click.echo("| " + " | ".join(str(x) for x in c) + " |")
-        click.echo(f"\nn = {nodes}; seeds {rows[0]['runs'] and 'from --seed'}; a count is runs, with the smallest seed.")
+        runs = rows[0]["runs"]
+        click.echo(f"\nn = {nodes}, {runs} runs per row (seeds {seed}-{seed + runs - 1}); a count is of runs, "
+                   "with the smallest seed; liveness is judged five minutes after GST.")
         return
     widths = [max(len(str(x)) for x in col) for col in zip(head, *cells)]
     click.echo(_row(head, widths))
