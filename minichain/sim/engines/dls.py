@@ -59,10 +59,11 @@ model's assumption, not something the simulator enforces).
 correct node eventually decides when it next owns a phase. For a log that is slow, so a
 node that decides broadcasts a signed *claim* ``Decided(v)``; in the fail-stop/omission
 version one claim is enough (nobody lies). In the Byzantine version the owner's claim
-carries its *certificate*, the ``2t + 1`` signed acknowledgements it decided on, and a
-node that checks them decides too (:meth:`DLS.certified`: at least ``t + 1`` of the
-signers are correct and locked ``v`` at that phase, which is all Lemma 3.5 needs; it is
-the owner's own decision rule, applied to the same signed evidence). Claims without a
+carries the ``2t + 1`` signed acknowledgements it decided on; each node that holds that
+lock answers with a signed :class:`Commit` -- a promise to keep the lock against any
+other lock of its phase -- and the owner broadcasts the ``2t + 1`` commits as the
+*certificate* a node that checks it decides on (:meth:`DLS.certified` says why commits
+and not the acknowledgements: issue 21's ``late-certificate`` owner). Claims without a
 certificate count when ``t + 1`` distinct nodes sign one value (one of them is correct;
 a liar that claims two values counts for both, which is harmless: it is at most ``t`` of
 the ``t + 1``). So one owner phase settles a slot in both versions, as in PBFT or
@@ -70,9 +71,10 @@ HotStuff, where a quorum certificate moves every replica on. Before certificates
 took ``t + 1`` owner phases to gather ``t + 1`` claims, with every node announcing its
 lock in each of them: at n = 4 a slot every 0.8 s (49 of 70 payments in the
 comparison's fault-free run), at n = 25 some 5,500 messages per decision. Now it costs
-``4(N - 1)`` messages (report, lock, acknowledgement, claim); the certificates carry the
-``O(N)`` signatures instead, so a decision costs ``O(N^2)`` bits (signatures are
-modelled, not counted).
+``4(N - 1)`` messages in the omission version (report, lock, acknowledgement, claim) and
+``6(N - 1)`` in the Byzantine one (the claim with the acknowledgements, the commits, the
+claim with the commits); the certificates carry the ``O(N)`` signatures instead, so a
+decision costs ``O(N^2)`` bits (signatures are modelled, not counted).
 
 **Multi-slot** (our choice): the log is decided by a sequence of DLS instances, run
 *sequentially* (the ``slot`` of the messages is the instance): a node's messages concern
@@ -129,6 +131,10 @@ Byzantine behaviours, in both versions:
   unmoved.
 * ``"equivocate"``: as ``"lie"``, and as a phase owner it sends conflicting locks to the
   two halves.
+* ``"late-certificate"`` (:class:`LateCertificateDLS`): as a phase owner it sends two locks
+  of one phase, keeps the certificate of one back and hands it to one node once a later
+  owner locked another value -- the attack that split slots when acknowledgements were
+  the certificate (issue 21).
 * ``"silent"``: crashed from the start.
 """
 

@@ -19,16 +19,19 @@ check it:
   v + 1 collects 2f + 1 of them (V) and multicasts NEW-VIEW(v + 1, V, O), where O re-proposes
   each prepared value from the highest view for sequence numbers between min-s and max-s
   and fills the gaps with null requests. Backups recompute O from V before accepting it.
-* Liveness (4.5.2): the view-change timer doubles with each consecutive view change, and a
-  replica joins a view change once f + 1 replicas ask for views above its own.
+* Liveness (4.5.2): the view-change timer doubles with each consecutive view change that
+  does not lead to an execution (the doubled timeout holds in the new view until a request
+  executes there), and a replica joins a view change once f + 1 replicas ask for views
+  above its own.
 
 What we model and what we simplify (stated plainly, in the spirit of tinychain):
 
 * **Authentication.** The simulator cannot forge ``src``, so point-to-point messages
   are authenticated (the paper's MACs). Messages that PBFT signs so they can be passed on
   -- pre-prepares and checkpoints inside certificates, the view-change set V inside
-  NEW-VIEW, a NEW-VIEW relayed to a replica that missed it -- carry their signer in
-  ``sender`` and are trusted on it: we compute no signatures, and our Byzantine
+  NEW-VIEW, a NEW-VIEW relayed to a replica that missed it, the COMMITs of a commit
+  certificate relayed to a replica left behind (the OSDI paper signs every message) --
+  carry their signer in ``sender`` and are trusted on it: we compute no signatures, and our Byzantine
   behaviours never put another replica's id on a message (the unforgeability the paper
   assumes). A certificate is a tuple of such messages (sender ids plus digests).
 * **Digests.** A request is its own digest (``Payment`` is a small hashable value); the
@@ -39,11 +42,14 @@ What we model and what we simplify (stated plainly, in the spirit of tinychain):
   unless its coin is already spent (the ledger rejects a double spend), skips null
   requests, and the ledger position is the slot of ``Decide``.
 * **Retransmission.** The paper leaves it to the implementation; we use status messages
-  (as Castro's thesis does): a replica that is waiting and made no progress for
-  ``status_interval`` multicasts STATUS, and peers answer with what it lacks -- their own
-  messages for its open sequence numbers, the NEW-VIEW it missed, or a state transfer
+  (as Castro's thesis and BFT library do): a replica that is waiting and made no progress
+  for ``status_interval`` multicasts STATUS (again after 1, 2, 4, then every 8 quiet
+  intervals), and peers answer with what it lacks -- their own messages for its open
+  sequence numbers, the commit certificates of what it has not executed, the NEW-VIEW it
+  missed, their VIEW-CHANGE messages for its view and for theirs, or a state transfer
   (the checkpoint proof plus the ledger, checked against the proof's digest). A replica
-  stuck in a view change also re-multicasts its VIEW-CHANGE.
+  stuck in a view change also re-multicasts its VIEW-CHANGE. A peer that never showed it
+  reached our last execution is sent our STATUS now and then, and asks back.
 * **Durability.** A crash keeps the engine object, i.e. the log is on stable storage.
 
 Byzantine behaviours (``behaviour=``): "equivocate" (as primary, sends conflicting
