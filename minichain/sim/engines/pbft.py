@@ -70,6 +70,7 @@ from typing import Any, Hashable, Iterable
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
 from minichain.sim.engines import EngineSpec, Silent, register
+from minichain.sim.engines.nudge import Nudges
 from minichain.sim.quorum import Outcome, QuorumSystem, Tally
 from minichain.sim.workload import CLIENT, ClientRequest, Payment
 
@@ -359,7 +360,7 @@ class PBFT(Engine):
         self._status_mark: tuple | None = None
         self._quiet = 0                                     # status intervals in a row without progress
         self.peer_progress: dict[int, int] = {}             # peer -> highest seq it showed it reached
-        self._nudge_wait: dict[int, tuple[int, int]] = {}   # lagging peer -> (ticks left, backoff)
+        self._nudges = Nudges(self.cfg.nudge_backoff_max)
         self._echoed: set[tuple] = set()
 
     # -- helpers ----------------------------------------------------------------------------
@@ -877,27 +878,9 @@ class PBFT(Engine):
         return actions + self._nudge_laggards()
 
     def _nudge_laggards(self) -> list[Action]:
-        """Tell a peer that never showed it reached our last execution where we stand.
-
-        A replica that missed a stretch of the log whole (crashed while the clients sent
-        it, cut off while it was ordered) holds no request and no open sequence number,
-        so it waits for nothing and never asks; when the others fall idle nobody tells it.
-        Castro's BFT library sends status messages periodically for this; we send ours
-        only to such a peer, backing off exponentially (a silent replica never answers),
-        and it asks back (``Status.reply``) for what it lacks.
-        """
-        laggards = self._laggards()
-        for j in [j for j in self._nudge_wait if j not in laggards]:
-            del self._nudge_wait[j]
-        actions: list[Action] = []
-        for j in laggards:
-            left, backoff = self._nudge_wait.get(j, (1, 1))
-            if left <= 1:
-                actions.append(Send(j, self._status()))
-                backoff = min(2 * backoff, self.cfg.nudge_backoff_max)
-                left = backoff + 1
-            self._nudge_wait[j] = (left - 1, backoff)
-        return actions
+        """Tell a peer that never showed it reached our last execution where we stand
+        (``engines/nudge.py``); it asks back (``Status.reply``) for what it lacks."""
+        return [Send(j, self._status()) for j in self._nudges.due(self._laggards())]
 
     def _on_status(self, st: Status) -> list[Action]:
         """Give a lagging replica what it lacks (and ask one that is ahead for what we lack)."""
