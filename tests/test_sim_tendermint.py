@@ -259,11 +259,15 @@ def test_a_validator_ahead_reminds_one_that_sent_nothing_of_the_last_height_whic
     ahead = started(2, P[0])
     feed(ahead, Proposal(0, 0, B0, -1, 0), *votes(Precommit, 0, 0, B0, 0, 1, 2))
     assert ahead.h == 1 and ahead._laggards() == [3]                     # 0 and 1 precommitted at 0
-    assert sent(ahead.on_timer("status")) == [Send(3, Status(1, 0, 2))]
+    assert sent(ahead.on_timer("status")) == [Send(3, Status(1, 0, 2, nudge=True))]
     assert sent(ahead.on_timer("status")) == []                          # then less and less often
     behind = validators()[3]
     behind.on_start()                                                     # idle: waits at height 0
-    assert sent(behind.on_message(2, Status(1, 0, 2))) == [Send(2, Status(0, 0, 3))]
+    assert sent(behind.on_message(2, Status(1, 0, 2, nudge=True))) == [Send(2, Status(0, 0, 3))]
+    # A validator as far as we are (it only withholds its votes) is not woken by a reminder.
+    idle = validators()[1]
+    idle.on_start()
+    assert idle.waiting and idle.on_message(2, Status(0, 0, 2, nudge=True)) == [] and idle.waiting
     [reply] = sent(ahead.on_message(3, Status(0, 0, 3)))
     assert [a for a in behind.on_message(2, reply.msg) if isinstance(a, Decide)] == [Decide(0, P[0])]
 

@@ -99,11 +99,14 @@ class Precommit:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Retransmission request: the sender's height and round."""
+    """Retransmission request: the sender's height and round. ``nudge`` marks a reminder
+    sent to a validator that may be behind (see ``_on_status_timer``): it asks for
+    nothing, and a validator at the same height does not take it for work."""
 
     height: int
     round: int
     sender: int
+    nudge: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,7 +582,7 @@ class Tendermint(Engine):
             return [Broadcast(Status(self.h, self.round, self.id))]
         # A validator that missed heights whole (crashed while the clients sent them) waits
         # for nothing and never asks: remind it where we are, less and less often.
-        return [Send(j, Status(self.h, self.round, self.id)) for j in self._nudges.due(self._laggards())]
+        return [Send(j, Status(self.h, self.round, self.id, nudge=True)) for j in self._nudges.due(self._laggards())]
 
     def _on_status(self, st: Status) -> list[Action]:
         if st.height < self.h:
@@ -590,6 +593,8 @@ class Tendermint(Engine):
             # It is ahead: ask it at once for the evidence of the heights we missed.
             self.max_seen_height = max(self.max_seen_height, st.height)
             return [Send(st.sender, Status(self.h, self.round, self.id))]
+        if st.nudge:
+            return []                                  # a reminder from a peer no further than we are
         # Same height: gossip every message of the height we hold, ours and those we received --
         # relaying the others' is what lets every correct validator see the same votes, even
         # a Byzantine validator's votes that were meant for some of us only.
