@@ -293,10 +293,11 @@ def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int,
 @click.option("--seed", default=1, show_default=True, type=int, help="The first seed.")
 @click.option("--stop-at-first", is_flag=True, help="Stop at the first safety violation.")
 @click.option("--trace", "show_trace", is_flag=True, help="Tell the story of the first failing run (of the only run with --runs 1).")
+@click.option("--trace-all", is_flag=True, help="With --trace: past the last conflicting decision too.")
 @click.option("--markdown", "as_markdown", is_flag=True, help="With --engine all: print the table as Markdown.")
 @json_option
 def adversary_cmd(engine: str, nodes: int, faulty: str, runs: int | None, seed: int, stop_at_first: bool,
-                  show_trace: bool, as_markdown: bool, as_json: bool) -> None:
+                  show_trace: bool, trace_all: bool, as_markdown: bool, as_json: bool) -> None:
     """Search for attacks: twins and seeded random Byzantine strategies over partitions.
 
     Each seed draws a scenario -- which replicas are faulty (and so which views or rounds
@@ -332,7 +333,7 @@ def adversary_cmd(engine: str, nodes: int, faulty: str, runs: int | None, seed: 
             if show_trace and (failing or report.runs == 1) and not report.errors:
                 which = failing[0].seed if failing else seed
                 click.echo("")
-                for line in adversary.trace(engine, n=nodes, faulty=report.faulty, seed=which):
+                for line in adversary.trace(engine, n=nodes, faulty=report.faulty, seed=which, full=trace_all):
                     click.echo(line)
     except adversary.AdversaryError as exc:
         raise click.BadParameter(str(exc)) from None

@@ -145,8 +145,10 @@ def _conflict_text(outcome: scenarios.Outcome) -> str:
     return f"replica {r['node']} took back slot {r['slot']}: {r['from']} -> {r['to']}"
 
 
-def trace(engine: str, *, n: int = 4, faulty: str | int = "f", seed: int = 0) -> list[str]:
-    """The story of one run, line by line."""
+def trace(engine: str, *, n: int = 4, faulty: str | int = "f", seed: int = 0, full: bool = False) -> list[str]:
+    """The story of one run, line by line: the scenario, what the faulty replicas did (for
+    a safety violation, up to the last conflicting decision unless ``full``), the honest
+    decisions at the conflicting slots and the verdict."""
     spec = engine_spec(engine)
     k = faulty_count(spec, n, faulty)
     scenario = scenarios.draw(n, k, seed, spec.fault_model == "byzantine")
@@ -154,22 +156,28 @@ def trace(engine: str, *, n: int = 4, faulty: str | int = "f", seed: int = 0) ->
     sim, outcome = scenarios.run(spec, scenario, trace=log)
     lines = [f"scenario of seed {seed}: {spec.name}, n={n}, {k} faulty (f={spec.max_faults(n)})"]
     lines += ["  " + line for line in scenario.describe()]
-    lines.append("what the faulty replicas did:")
+    slots = {c["slot"] for c in outcome.conflicts} | {r["slot"] for r in outcome.reversals}
+    honest = set(scenario.honest)
+    conflicting = [d for d in sim.decisions.records if d.slot in slots and d.node in honest]
+    shown = log
+    if conflicting and not full:
+        end = max(d.time for d in conflicting)
+        shown = [entry for entry in log if entry[0] <= end]
+    lines.append("what the faulty replicas did" + (" until the last conflicting decision:" if shown is not log else ":"))
     last_strategy: dict[int, str] = {}
-    for t, host, kind, text in log:
+    for t, host, kind, text in shown:
         if kind == "strategy":
             if last_strategy.get(host) == text:
                 continue
             last_strategy[host] = text
             text = f"replica {host} now: {text}"
         lines.append(f"  {t:8.3f}  {text}")
-    slots = {c["slot"] for c in outcome.conflicts} | {r["slot"] for r in outcome.reversals}
-    if slots:
+    if shown is not log:
+        lines.append(f"  ... {len(log) - len(shown)} more lines to the end of the run (--trace-all shows them)")
+    if conflicting:
         lines.append("decisions of honest replicas at the conflicting slots:")
-        honest = set(scenario.honest)
-        for d in sim.decisions.records:
-            if d.slot in slots and d.node in honest:
-                lines.append(f"  {d.time:8.3f}  replica {d.node} decides slot {d.slot}: {d.value!r}")
+        for d in conflicting:
+            lines.append(f"  {d.time:8.3f}  replica {d.node} decides slot {d.slot}: {d.value!r}")
     verdict = "SAFETY VIOLATED: " + _conflict_text(outcome) if not outcome.safe else "safe"
     lines.append(f"verdict: {verdict}; " + ("live after GST" if outcome.live else
                  "liveness lost: " + ", ".join(f"replica {i} misses {m} payments" for i, m in sorted(outcome.missing.items()))))
