@@ -107,6 +107,22 @@ def test_5_1_a_higher_term_in_any_message_turns_a_leader_into_a_follower_of_that
     assert CancelTimer("heartbeat") in actions
 
 
+def test_figure_2_a_deposed_leader_whose_log_is_too_new_to_vote_for_the_candidate_stands_again():
+    # Found by the adversary search (issue 21): n = 4 with one replica down, the deposed
+    # leader refused the others' votes (its log was longer) and, with no election timer
+    # (it had cancelled it on becoming leader), never stood again; no majority ever formed.
+    e = node(4, 0, term=1)
+    e.on_timer(raft.ELECTION)
+    e.on_message(1, VoteReply(2, True))
+    e.on_message(2, VoteReply(2, True))
+    assert e.role == LEADER
+    actions = e.on_message(1, RequestVote(5, 0, 0))                   # a shorter log: refused
+    assert e.role == FOLLOWER and Send(1, VoteReply(5, False)) in actions
+    assert ("timer", raft.ELECTION) in shape(actions)                 # Figure 2: followers time out
+    e.on_timer(raft.ELECTION)
+    assert (e.role, e.current_term) == (CANDIDATE, 6)
+
+
 # -- 5.3 log replication: step tables -------------------------------------------------------
 
 

@@ -253,6 +253,25 @@ def test_status_from_a_lower_height_is_answered_with_the_decision_evidence_of_ea
     assert behind.h == 2
 
 
+def test_a_validator_ahead_reminds_one_that_sent_nothing_of_the_last_height_which_asks_back():
+    # Issue 21 (fault mix seed 2897): validator 3 was down while the clients paid and cut
+    # off meanwhile; back, it held nothing, waited at height 0, and nobody told it.
+    ahead = started(2, P[0])
+    feed(ahead, Proposal(0, 0, B0, -1, 0), *votes(Precommit, 0, 0, B0, 0, 1, 2))
+    assert ahead.h == 1 and ahead._laggards() == [3]                     # 0 and 1 precommitted at 0
+    assert sent(ahead.on_timer("status")) == [Send(3, Status(1, 0, 2, nudge=True))]
+    assert sent(ahead.on_timer("status")) == []                          # then less and less often
+    behind = validators()[3]
+    behind.on_start()                                                     # idle: waits at height 0
+    assert sent(behind.on_message(2, Status(1, 0, 2, nudge=True))) == [Send(2, Status(0, 0, 3))]
+    # A validator as far as we are (it only withholds its votes) is not woken by a reminder.
+    idle = validators()[1]
+    idle.on_start()
+    assert idle.waiting and idle.on_message(2, Status(0, 0, 2, nudge=True)) == [] and idle.waiting
+    [reply] = sent(ahead.on_message(3, Status(0, 0, 3)))
+    assert [a for a in behind.on_message(2, reply.msg) if isinstance(a, Decide)] == [Decide(0, P[0])]
+
+
 def test_status_at_the_same_height_is_answered_with_every_message_of_the_height_we_hold():
     v = started(1, P[0])
     feed(v, Proposal(0, 0, B0, -1, 0), Prevote(0, 0, B1, 2))
@@ -419,6 +438,11 @@ def random_run(seed, n=4):
     return random_fault_run(tm.build, seed, n)
 
 
+def test_n4f1_seed_2897_a_validator_down_while_the_clients_paid_catches_up_once_the_others_are_idle():
+    sim = random_run(2897)
+    assert [len(sim.engines[i].ledger) for i in sim.honest] == [20, 20, 20]
+
+
 def test_n4f1_safety_and_liveness_across_200_seeded_runs_of_loss_reordering_partitions_crashes_and_byzantine():
     for seed in range(200):
         sim = random_run(seed)
@@ -429,10 +453,12 @@ def test_n4f1_safety_and_liveness_across_200_seeded_runs_of_loss_reordering_part
 
 
 @pytest.mark.slow
-def test_n7f2_safety_across_100_seeded_runs():
+def test_n7f2_safety_and_liveness_across_100_seeded_runs():
     for seed in range(100):
-        r = random_run(seed, n=7).result()
+        sim = random_fault_run(tm.build, seed, 7, until=200.0)
+        r = sim.result()
         assert r.safe and not r.reversals, f"seed {seed}"
+        assert [len(sim.engines[i].ledger) for i in sim.honest] == [20] * 5, f"seed {seed}"
 
 
 # -- through the shared scenario harness ---------------------------------------------------------

@@ -19,7 +19,9 @@ from minichain.sim.engine import Engine, NodeContext
 #   "withhold"     never sends its votes (but follows the protocol otherwise)
 #   "lie"          (CFT engines) claims to accept/ack things it did not, to show that
 #                  crash fault tolerance is not Byzantine fault tolerance
-BEHAVIOURS = ("silent", "equivocate", "double-vote", "withhold", "lie")
+#   "late-certificate"  (DLS) as owner, splits its locks, keeps a certificate back and
+#                  hands it to one replica later (issue 21)
+BEHAVIOURS = ("silent", "equivocate", "double-vote", "withhold", "lie", "late-certificate")
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,11 @@ model's assumption, not something the simulator enforces).
 correct node eventually decides when it next owns a phase. For a log that is slow, so a
 node that decides broadcasts a signed *claim* ``Decided(v)``; in the fail-stop/omission
 version one claim is enough (nobody lies). In the Byzantine version the owner's claim
-carries its *certificate*, the ``2t + 1`` signed acknowledgements it decided on, and a
-node that checks them decides too (:meth:`DLS.certified`: at least ``t + 1`` of the
-signers are correct and locked ``v`` at that phase, which is all Lemma 3.5 needs; it is
-the owner's own decision rule, applied to the same signed evidence). Claims without a
+carries the ``2t + 1`` signed acknowledgements it decided on; each node that holds that
+lock answers with a signed :class:`Commit` -- a promise to keep the lock against any
+other lock of its phase -- and the owner broadcasts the ``2t + 1`` commits as the
+*certificate* a node that checks it decides on (:meth:`DLS.certified` says why commits
+and not the acknowledgements: issue 21's ``late-certificate`` owner). Claims without a
 certificate count when ``t + 1`` distinct nodes sign one value (one of them is correct;
 a liar that claims two values counts for both, which is harmless: it is at most ``t`` of
 the ``t + 1``). So one owner phase settles a slot in both versions, as in PBFT or
@@ -70,9 +71,10 @@ HotStuff, where a quorum certificate moves every replica on. Before certificates
 took ``t + 1`` owner phases to gather ``t + 1`` claims, with every node announcing its
 lock in each of them: at n = 4 a slot every 0.8 s (49 of 70 payments in the
 comparison's fault-free run), at n = 25 some 5,500 messages per decision. Now it costs
-``4(N - 1)`` messages (report, lock, acknowledgement, claim); the certificates carry the
-``O(N)`` signatures instead, so a decision costs ``O(N^2)`` bits (signatures are
-modelled, not counted).
+``4(N - 1)`` messages in the omission version (report, lock, acknowledgement, claim) and
+``6(N - 1)`` in the Byzantine one (the claim with the acknowledgements, the commits, the
+claim with the commits); the certificates carry the ``O(N)`` signatures instead, so a
+decision costs ``O(N^2)`` bits (signatures are modelled, not counted).
 
 **Multi-slot** (our choice): the log is decided by a sequence of DLS instances, run
 *sequentially* (the ``slot`` of the messages is the instance): a node's messages concern
@@ -129,6 +131,10 @@ Byzantine behaviours, in both versions:
   unmoved.
 * ``"equivocate"``: as ``"lie"``, and as a phase owner it sends conflicting locks to the
   two halves.
+* ``"late-certificate"`` (:class:`LateCertificateDLS`): as a phase owner it sends two locks
+  of one phase, keeps the certificate of one back and hands it to one node once a later
+  owner locked another value -- the attack that split slots when acknowledgements were
+  the certificate (issue 21).
 * ``"silent"``: crashed from the start.
 """
 
@@ -235,16 +241,29 @@ class LockAnnounce:
 
 
 @dataclass(frozen=True, slots=True)
+class Commit:
+    """Byzantine version (our addition): "I hold the lock on ``value`` from ``phase`` for
+    ``slot``, ``2t + 1`` nodes acknowledged it, and I keep it against any other lock of
+    that phase". Sent to the phase's owner; ``2t + 1`` of them settle the slot."""
+
+    signer: int
+    slot: int
+    phase: int
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """"``signer`` decided ``value`` for ``slot`` at ``phase``". In the Byzantine version
-    an owner's claim carries its *certificate*: the ``2t + 1`` signed acknowledgements it
-    decided on (our addition; see :meth:`DLS.certified`)."""
+    an owner's claim carries a proof (our addition): first the ``2t + 1`` signed
+    acknowledgements it decided on, which ask their signers to commit, then the ``2t + 1``
+    signed commits that settle the slot everywhere (see :meth:`DLS.certified`)."""
 
     signer: int
     slot: int
     value: Any
     phase: int = 0
-    proof: tuple[Ack, ...] = ()
+    proof: tuple[Ack | Commit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +276,7 @@ class CatchUp:
     slot: int                 # the sender's lowest unsettled slot
 
 
-MESSAGES = (Report, Lock, Ack, LockAnnounce, Decided, CatchUp)
+MESSAGES = (Report, Lock, Ack, LockAnnounce, Decided, CatchUp, Commit)
 
 
 class DLS(Engine):
@@ -298,6 +317,7 @@ class DLS(Engine):
         self.peer_phase: dict[int, int] = {}           # the highest phase each peer was seen in
         self.slot = 0                                  # lowest slot not settled
         self.lock: Lock | None = None                  # at most one per slot (see _on_lock)
+        self.lock_committed = False                    # Byzantine version: we sent a Commit for it
         self.acked_phase = 0                           # the last phase we acknowledged a lock in
         self.proposal: Lock | None = None              # owner: the lock we sent this phase
         self.reports: dict[int, Report] = {}           # owner: this phase's reports
@@ -309,12 +329,16 @@ class DLS(Engine):
         # slot -> value -> signer -> claim (a liar may sign claims for several values)
         self.claims: dict[int, dict[Any, dict[int, Claim]]] = {}
         self.certificates: dict[int, Claim] = {}       # slot -> a certified claim (Byzantine version)
+        self.commit_votes: dict[int, dict[int, Commit]] = {}   # owner: slot -> signer -> its commit
+        self.owner_claims: dict[int, Claim] = {}       # owner: slot -> our claim with the acks
         self.pending: OrderedDict[Payment, None] = OrderedDict()
         self.extra_proper: set[Any] = set()            # values vouched for by a valid lock
         self.proper_claims: dict[Any, set[int]] = {}   # value -> nodes whose PROPER set has it
         self.spent_coins: set[str] = set()
         self.decided_values: set[Any] = set()
         self._caught_up: dict[int, int] = {}           # peer -> phase we last helped/asked it
+        self._idle_phases = 0                          # phases in a row with nothing to report
+        self._asked = 0                                # CatchUps sent while idle (rotates the peer asked)
 
     # -- the round clock ---------------------------------------------------------------------
 
@@ -408,7 +432,8 @@ class DLS(Engine):
     def _round_report(self) -> list[Action]:
         values = self.acceptable_values()
         if not values:
-            return []
+            return self._idle_catch_up()
+        self._idle_phases = 0
         return [Send(self.owner(self.phase), Report(self.id, self.phase, self.slot, values, self.proper_set()))]
 
     def _on_report(self, src: int, msg: Report) -> list[Action]:
@@ -503,6 +528,7 @@ class DLS(Engine):
         # Lock v with phase k. A lock on another value from an earlier phase is released at
         # once: the lock-release rule would release it anyway on seeing our own newer lock.
         self.lock = msg
+        self.lock_committed = False
         self.acked_phase = msg.phase
         self.extra_proper.update(payments_of(msg.value))
         return [Send(src, Ack(self.id, msg.phase, msg.slot, msg.value))]
@@ -519,10 +545,13 @@ class DLS(Engine):
         if self.acks.outcome(True) is not quorum.Outcome.WON or self.slot in self.decided:
             return []
         # 3.2.1 / 3.2.2: the owner decides v. In the Byzantine version its claim carries
-        # the signed acknowledgements it decided on, so that one claim settles the slot.
+        # the signed acknowledgements it decided on; the nodes that hold the lock answer
+        # with commits, and 2t + 1 of those settle the slot everywhere (see certified).
         self.owner_decisions[self.slot] = (p.value, p.phase)
         proof = tuple(sorted(self.ack_proof.values(), key=lambda a: a.signer)) if self.byzantine else ()
         claim = Claim(self.id, self.slot, p.value, p.phase, proof)
+        if self.byzantine:
+            self.owner_claims[self.slot] = claim
         actions = self._decide(self.slot, p.value)
         actions.append(Broadcast(Decided((claim,))))
         return actions + self._add_claims((claim,))
@@ -530,16 +559,31 @@ class DLS(Engine):
     # -- round 4: lock release ----------------------------------------------------------------
 
     def _round_lock_release(self) -> list[Action]:
-        if self.lock is None:
-            return []
-        return [Broadcast(LockAnnounce(self.lock))]
+        actions: list[Action] = []
+        shown = self.owner_claims.get(self.slot)
+        if shown is not None and shown.phase < self.phase:
+            # We decided as owner in an earlier phase and the commits have not all come:
+            # show the acknowledgements again (a lossy link ate the claim or a commit).
+            actions.append(Broadcast(Decided((shown,))))
+        if self.lock is None or self.lock_committed:
+            # A committed lock is shown on demand instead (see _on_lock_announce): when the
+            # owner is correct every node holds it and its certificate is on the way, so
+            # announcing it to everyone would cost n(n - 1) messages for nothing.
+            return actions
+        return actions + [Broadcast(LockAnnounce(self.lock))]
 
     def _on_lock_announce(self, src: int, msg: LockAnnounce) -> list[Action]:
         lock = msg.lock
         if lock.slot != self.slot:
             return self._slot_mismatch(src, lock.slot)
         mine = self.lock
-        if mine is None or lock.value == mine.value or lock.phase < mine.phase:
+        if mine is None or lock.value == mine.value:
+            return []
+        if self.lock_committed and lock.phase <= mine.phase:
+            # Committed: only a later phase's lock releases it (see certified). Show ours to
+            # the holder of the other lock, which releases its own for it (h' >= h).
+            return [Send(src, LockAnnounce(mine))] if src != self.id else []
+        if lock.phase < mine.phase:
             return []
         if self.valid_lock(lock):
             self.lock = None      # 3.2.1: a lock on w != v with phase h' >= h: release v
@@ -563,26 +607,79 @@ class DLS(Engine):
         return self._add_claims(msg.claims)
 
     def _add_claims(self, claims: tuple[Claim, ...]) -> list[Action]:
+        actions: list[Action] = []
         for c in claims:
             if 0 <= c.signer < self.ctx.n:
                 self.claims.setdefault(c.slot, {}).setdefault(c.value, {}).setdefault(c.signer, c)
-                if self.byzantine and c.slot not in self.certificates and self.certified(c):
-                    self.certificates[c.slot] = c
-        return self._settle()
+                if self.byzantine and c.slot not in self.certificates:
+                    if self.certified(c):
+                        self.certificates[c.slot] = c
+                    elif self._signed_by_quorum(c, Ack):
+                        actions += self._commit(c)
+        return actions + self._settle()
+
+    def _signed_by_quorum(self, claim: Claim, kind: type) -> bool:
+        """``claim`` carries ``2t + 1`` distinct signed statements of type ``kind`` (acks or
+        commits) on its value, slot and phase."""
+        signers = {a.signer for a in claim.proof if isinstance(a, kind)
+                   and a.phase == claim.phase and a.slot == claim.slot and a.value == claim.value}
+        return self._reaches(len(signers), self.ack_quorum)
 
     def certified(self, claim: Claim) -> bool:
-        """Byzantine version: ``claim`` carries ``2t + 1`` distinct signed acknowledgements
-        of its value at its slot and phase -- exactly what lets an owner decide (3.2.2).
+        """Byzantine version: ``claim`` carries ``2t + 1`` distinct signed *commits* of its
+        value at its slot and phase, so a node that checks it decides too (our addition).
 
-        Deciding on it is as safe as the owner's decision: at least ``t + 1`` of the
-        signers are correct and locked the value at that phase, which is all Lemma 3.5
-        uses. A liar cannot make one for a value nobody locked (it cannot sign as
-        another node), and two for one phase cannot exist with at most ``t`` liars (two
-        sets of ``2t + 1`` out of ``3t + 1`` share a correct node, which locks once a
-        phase)."""
-        signers = {a.signer for a in claim.proof
-                   if a.phase == claim.phase and a.slot == claim.slot and a.value == claim.value}
-        return self._reaches(len(signers), self.ack_quorum)
+        Why commits and not the ``2t + 1`` acknowledgements the owner decides on (3.2.2):
+        an acknowledgement is not a promise to keep the lock. A Byzantine owner can send
+        two locks of one phase, gather ``2t + 1`` acknowledgements for one and keep them
+        back; each side then sees the other's lock of the same phase and releases (3.2.1's
+        rule, ``h' >= h``), a later owner decides another value, and the kept
+        acknowledgements would settle the first one at a node they are handed to
+        (``"late-certificate"``, issue 21: a conflict in three runs of four at t = 1,
+        n = 4). The paper is not wrong: only a correct owner's decision counts there, and
+        a correct owner never sends two locks. A commit is that promise: a correct node
+        sends one only for the lock it holds, once the owner showed it ``2t + 1``
+        acknowledgements, and from then on releases it only for a lock of a *later* phase
+        (:meth:`_on_lock_announce`). So ``2t + 1`` commits leave ``t + 1`` correct nodes
+        holding the value; they find nothing else acceptable, so no later lock on another
+        value gets ``N - t`` reports (Lemma 3.5's counting), and no other lock of that phase
+        releases them -- two commit certificates of one phase cannot exist, since each needs
+        ``2t + 1`` acknowledgements and a correct node acknowledges once a phase. Deciding
+        on a commit certificate is as safe as a correct owner's decision.
+        """
+        return self._signed_by_quorum(claim, Commit)
+
+    def _commit(self, claim: Claim) -> list[Action]:
+        """The owner showed ``2t + 1`` acknowledgements of the lock we hold: commit to it."""
+        lock = self.lock
+        if (lock is None or claim.slot != self.slot or lock.owner != claim.signer
+                or (lock.phase, lock.slot, lock.value) != (claim.phase, claim.slot, claim.value)):
+            return []
+        commit = Commit(self.id, lock.slot, lock.phase, lock.value)
+        if claim.signer == self.id:
+            if self.lock_committed:
+                return []
+            self.lock_committed = True
+            return self._on_commit(self.id, commit)
+        self.lock_committed = True
+        return [Send(claim.signer, commit)]                  # again, if the owner shows it again
+
+    def _on_commit(self, src: int, msg: Commit) -> list[Action]:
+        """Owner: ``2t + 1`` commits to the value we decided make the certificate that
+        settles the slot everywhere."""
+        if msg.signer != src or self.owner_decisions.get(msg.slot) != (msg.value, msg.phase):
+            return []
+        votes = self.commit_votes.setdefault(msg.slot, {})
+        if src in votes:
+            return []
+        votes[src] = msg
+        if not self._reaches(len(votes), self.ack_quorum) or msg.slot in self.certificates:
+            return []
+        claim = Claim(self.id, msg.slot, msg.value, msg.phase, tuple(votes[s] for s in sorted(votes)))
+        self.certificates[msg.slot] = claim
+        del self.commit_votes[msg.slot]
+        self.owner_claims.pop(msg.slot, None)
+        return [Broadcast(Decided((claim,)))] + self._settle()
 
     def settled_value(self, slot: int) -> Any:
         """The value ``claim_quorum`` distinct nodes claim to have decided, or (Byzantine
@@ -607,7 +704,11 @@ class DLS(Engine):
                 for p in [p for p in self.pending if p.coin == paid.coin]:
                     del self.pending[p]
             self.slot += 1
+            self._asked = 0
+            self.owner_claims.pop(self.slot - 1, None)
+            self.commit_votes.pop(self.slot - 1, None)
             self.lock = None
+            self.lock_committed = False
             self.proposal = None
             self.reports = {}
             self.acks = None
@@ -631,6 +732,20 @@ class DLS(Engine):
             for signers in self.claims.get(s, {}).values():
                 claims.extend(signers.values())
         return [Send(dst, Decided(tuple(claims)))] if claims else []
+
+    def _idle_catch_up(self) -> list[Action]:
+        """Idle: ask one peer now and then whether we missed decisions (ours: a node that
+        missed a stretch of the log whole -- crashed while the clients sent it -- has
+        nothing to report, so nobody ever sees it is behind). After 8 idle phases, then
+        every 8, 16, 32, 32, ... phases, to the next peer in turn."""
+        self._idle_phases += 1
+        due = 8 * min(2 ** max(self._asked - 1, 0), 4)
+        if self._idle_phases < due:
+            return []
+        self._idle_phases = 0
+        peer = self.ctx.others[self._asked % len(self.ctx.others)] if self.ctx.others else None
+        self._asked += 1
+        return [] if peer is None else [Send(peer, CatchUp(self.slot))]
 
     def _on_catch_up(self, src: int, msg: CatchUp) -> list[Action]:
         if msg.slot < self.slot:
@@ -693,6 +808,7 @@ _HANDLERS = {
     LockAnnounce: "_on_lock_announce",
     Decided: "_on_decided",
     CatchUp: "_on_catch_up",
+    Commit: "_on_commit",
 }
 
 
@@ -769,6 +885,98 @@ class LyingDLS(DLS):
         return []
 
 
+class LateCertificateDLS(DLS):
+    """``"late-certificate"``: an owner that equivocates, keeps a certificate back, and hands
+    it to one correct node once the others have moved on (the attack of issue 21).
+
+    In its own phase it sends one lock to ``ack_quorum`` nodes counting its accomplices
+    and itself (the *A* side), and a lock on another value, backed by the same signed
+    reports, to the remaining correct nodes (the *B* side). It gathers the A side's
+    acknowledgements -- a certificate for the first value -- and keeps quiet. In the
+    lock-release round each side sees the other's lock from the same phase, so every
+    correct node releases its lock (3.2.1's rule: a lock on another value from a phase
+    ``h' >= h``). When a later owner locks some value ``u`` for that slot, it hands the
+    held claim to one node of the B side and acknowledges ``u`` like everyone else.
+    Otherwise it runs the protocol honestly. It never forges a signature.
+    """
+
+    honest = False
+
+    def __init__(self, ctx: NodeContext, *, coalition: frozenset[int] = NO_COALITION, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        self.coalition = coalition | {ctx.node_id}
+        self.hiding: tuple[int, int] | None = None           # (phase, slot) of the split we run
+        self.b_side: list[int] = []
+        self.held: dict[int, Claim] = {}                     # slot -> the certified claim kept back
+        self.handed: list[tuple[int, int]] = []              # (slot, node) of each claim handed out
+
+    def _two_values(self) -> tuple[Any, Any] | None:
+        """Two different values the same reports make lockable, or None. The one to certify
+        comes first: the best one shortened by a payment, which no correct owner would
+        propose later (it takes the oldest payments it can), so the later value differs."""
+        choices = [v for v, _ in self.supported(self.reports)]
+        if choices and len(payments_of(choices[0])) >= 2:
+            first = choices[0]
+            return Batch(first.payments[:-1]), first       # a prefix: acceptable to the same reports
+        if len(choices) >= 2:
+            return choices[1], choices[0]
+        return None
+
+    def acceptable_values(self) -> frozenset:
+        # It reports as an unlocked node would, whatever it locked (so its own lock on the
+        # certified value does not pull later owners back to it).
+        return self.proper_set()
+
+    def _round_propose(self) -> list[Action]:
+        values = self._two_values()
+        honest = [p for p in self.ctx.others if p not in self.coalition]
+        k = self.ack_quorum - len(self.coalition)               # correct nodes the certificate needs
+        if values is None or not 0 <= k < len(honest):
+            return super()._round_propose()
+        shift = self.phase % len(honest)                        # vary who lands on which side
+        order = honest[shift:] + honest[:shift]
+        a_side, self.b_side = order[:k], order[k:]
+        locks = []
+        for value in values:
+            proof = tuple(sorted((r for r in self.reports.values() if finds_acceptable(r, value)),
+                                 key=lambda r: r.signer)) if self.byzantine else ()
+            locks.append(Lock(self.id, self.phase, self.slot, value, proof, self.proper_set()))
+        self.proposal = locks[0]
+        self.acks = quorum.Tally(quorum.QuorumSystem(self.ctx.n, self.t, self.ack_quorum, self.qs.weak, self.qs.model))
+        self.hiding = (self.phase, self.slot)
+        first = sorted(set(a_side) | self.coalition)
+        return [Send(p, locks[0]) for p in first] + [Send(p, locks[1]) for p in self.b_side]
+
+    def _on_ack(self, src: int, msg: Ack) -> list[Action]:
+        p = self.proposal
+        if self.hiding is None or p is None or (p.phase, p.slot) != self.hiding:
+            return super()._on_ack(src, msg)
+        if msg.signer != src or msg.phase != p.phase or msg.slot != p.slot or msg.value != p.value:
+            return []
+        assert self.acks is not None
+        if self.acks.add(src, True):
+            self.ack_proof[src] = msg
+        if self.acks.outcome(True) is quorum.Outcome.WON and p.slot not in self.held:
+            proof = tuple(sorted(self.ack_proof.values(), key=lambda a: a.signer)) if self.byzantine else ()
+            self.held[p.slot] = Claim(self.id, p.slot, p.value, p.phase, proof)     # kept back
+        return []
+
+    def _on_lock(self, src: int, msg: Lock) -> list[Action]:
+        actions = super()._on_lock(src, msg)
+        held = self.held.get(msg.slot)
+        if held is not None and msg.phase > held.phase and msg.value != held.value and actions:
+            # Another owner locked another value: now the kept claim can split the slot. It
+            # goes to a correct node that is not that owner (which decides on the others'
+            # acknowledgements, ours among them), from the B side if it can.
+            targets = [p for p in self.b_side + sorted(self.ctx.others)
+                       if p not in self.coalition and p != msg.owner]
+            if targets:
+                del self.held[msg.slot]
+                self.handed.append((msg.slot, targets[0]))
+                actions.append(Send(targets[0], Decided((held,))))
+        return actions
+
+
 # -- registration ---------------------------------------------------------------------------
 
 
@@ -782,6 +990,8 @@ def _builder(byzantine: bool):
         if behaviour in ("lie", "equivocate"):
             return LyingDLS(ctx, byzantine=byzantine, equivocate=behaviour == "equivocate",
                             coalition=coalition, **options)
+        if behaviour == "late-certificate":
+            return LateCertificateDLS(ctx, byzantine=byzantine, coalition=coalition, **options)
         raise ValueError(f"dls has no behaviour {behaviour!r}")
     return build
 
@@ -796,5 +1006,5 @@ SPEC = register(EngineSpec(
 ))
 SPEC_BYZ = register(EngineSpec(
     "dls-byz", "partial synchrony", "byzantine", quorum.max_byzantine_faults, build_byzantine,
-    ("silent", "lie", "equivocate"), PAPER + ", Algorithm 2 (3.2.2)", coalition=True,
+    ("silent", "lie", "equivocate", "late-certificate"), PAPER + ", Algorithm 2 (3.2.2)", coalition=True,
 ))

@@ -19,16 +19,19 @@ check it:
   v + 1 collects 2f + 1 of them (V) and multicasts NEW-VIEW(v + 1, V, O), where O re-proposes
   each prepared value from the highest view for sequence numbers between min-s and max-s
   and fills the gaps with null requests. Backups recompute O from V before accepting it.
-* Liveness (4.5.2): the view-change timer doubles with each consecutive view change, and a
-  replica joins a view change once f + 1 replicas ask for views above its own.
+* Liveness (4.5.2): the view-change timer doubles with each consecutive view change that
+  does not lead to an execution (the doubled timeout holds in the new view until a request
+  executes there), and a replica joins a view change once f + 1 replicas ask for views
+  above its own.
 
 What we model and what we simplify (stated plainly, in the spirit of tinychain):
 
 * **Authentication.** The simulator cannot forge ``src``, so point-to-point messages
   are authenticated (the paper's MACs). Messages that PBFT signs so they can be passed on
   -- pre-prepares and checkpoints inside certificates, the view-change set V inside
-  NEW-VIEW, a NEW-VIEW relayed to a replica that missed it -- carry their signer in
-  ``sender`` and are trusted on it: we compute no signatures, and our Byzantine
+  NEW-VIEW, a NEW-VIEW relayed to a replica that missed it, the COMMITs of a commit
+  certificate relayed to a replica left behind (the OSDI paper signs every message) --
+  carry their signer in ``sender`` and are trusted on it: we compute no signatures, and our Byzantine
   behaviours never put another replica's id on a message (the unforgeability the paper
   assumes). A certificate is a tuple of such messages (sender ids plus digests).
 * **Digests.** A request is its own digest (``Payment`` is a small hashable value); the
@@ -39,11 +42,14 @@ What we model and what we simplify (stated plainly, in the spirit of tinychain):
   unless its coin is already spent (the ledger rejects a double spend), skips null
   requests, and the ledger position is the slot of ``Decide``.
 * **Retransmission.** The paper leaves it to the implementation; we use status messages
-  (as Castro's thesis does): a replica that is waiting and made no progress for
-  ``status_interval`` multicasts STATUS, and peers answer with what it lacks -- their own
-  messages for its open sequence numbers, the NEW-VIEW it missed, or a state transfer
+  (as Castro's thesis and BFT library do): a replica that is waiting and made no progress
+  for ``status_interval`` multicasts STATUS (again after 1, 2, 4, then every 8 quiet
+  intervals), and peers answer with what it lacks -- their own messages for its open
+  sequence numbers, the commit certificates of what it has not executed, the NEW-VIEW it
+  missed, their VIEW-CHANGE messages for its view and for theirs, or a state transfer
   (the checkpoint proof plus the ledger, checked against the proof's digest). A replica
-  stuck in a view change also re-multicasts its VIEW-CHANGE.
+  stuck in a view change also re-multicasts its VIEW-CHANGE. A peer that never showed it
+  reached our last execution is sent our STATUS now and then, and asks back.
 * **Durability.** A crash keeps the engine object, i.e. the log is on stable storage.
 
 Byzantine behaviours (``behaviour=``): "equivocate" (as primary, sends conflicting
@@ -64,6 +70,7 @@ from typing import Any, Hashable, Iterable
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
 from minichain.sim.engines import EngineSpec, Silent, register
+from minichain.sim.engines.nudge import Nudges
 from minichain.sim.quorum import Outcome, QuorumSystem, Tally
 from minichain.sim.workload import CLIENT, ClientRequest, Payment
 
@@ -162,13 +169,17 @@ class NewView:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Retransmission request: where the sender stands (Castro's thesis, status messages)."""
+    """Retransmission request: where the sender stands (Castro's thesis, status messages).
+
+    ``reply`` marks a status sent back to a replica that showed it is ahead (a request for
+    what we lack); it is answered with data, never with another status."""
 
     view: int
     in_view_change: bool
     stable_seq: int
     last_exec: int
     sender: int
+    reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +212,7 @@ class PBFTConfig:
     checkpoint_interval: int = 8      # K: a checkpoint every K sequence numbers (4.3)
     log_window: int = 16              # L: sequence numbers must lie in (h, h + L] (4.3; the paper suggests 2K)
     status_interval: float = 0.5      # how long a waiting replica goes without progress before STATUS
+    nudge_backoff_max: int = 8        # status intervals between two resends of the same status, at most
 
 
 # -- quorum helpers (certificates are judged by the shared quorum module) -------------------------
@@ -212,17 +224,23 @@ def primary(view: int, n: int) -> int:
 
 
 def checkpoint_proof_digest(proof: tuple[Checkpoint, ...], q: QuorumSystem) -> tuple[int, str] | None:
-    """(seq, digest) certified by a proof of 2f + 1 matching checkpoints, else None."""
-    if not proof:
+    """(seq, digest) certified by a proof of 2f + 1 matching checkpoints, else None.
+
+    A proof is 2f + 1 CHECKPOINT messages "for sequence number n with the same digest"
+    (4.3) and nothing else: one padded with a checkpoint of another digest, or with one
+    signer twice, is refused whole, so no reader can take the stray digest for the
+    certified one (a Byzantine replica's padded proof inside a VIEW-CHANGE otherwise
+    poisoned the stable digest of every replica that entered the new view).
+    """
+    if not proof or not isinstance(proof[0], Checkpoint):
         return None
-    seq = proof[0].seq
+    seq, digest = proof[0].seq, proof[0].digest
     tally: Tally[str] = Tally(q)
     for cp in proof:
-        if not isinstance(cp, Checkpoint) or cp.seq != seq or not 0 <= cp.sender < q.n:
+        if (not isinstance(cp, Checkpoint) or (cp.seq, cp.digest) != (seq, digest) or not 0 <= cp.sender < q.n
+                or not tally.add(cp.sender, cp.digest)):
             return None
-        tally.add(cp.sender, cp.digest)
-    digest = tally.winner()
-    return None if digest is None else (seq, digest)
+    return (seq, digest) if tally.outcome(digest) is Outcome.WON else None
 
 
 def prepared_proof_ok(cert: PreparedProof, q: QuorumSystem) -> bool:
@@ -330,14 +348,19 @@ class PBFT(Engine):
         self.view_changes: dict[int, dict[int, ViewChange]] = {}
         self.vc_latest: dict[int, int] = {}                 # sender -> highest view it asked for
         self.my_view_change: ViewChange | None = None
+        self.sent_view_changes: dict[int, ViewChange] = {}  # view -> ours, since we last entered a view
         self.new_view_msg: NewView | None = None
         self.new_views_sent: set[int] = set()
-        self.vc_attempts = 0
+        self.vc_attempts = 0                                # view changes in a row without executing a request
+        self._view_unproven = False                         # entered by a view change, nothing executed since
         self._vc_timer_view: int | None = None
         # timers and retransmission
         self._request_timer = False
         self._status_timer = False
         self._status_mark: tuple | None = None
+        self._quiet = 0                                     # status intervals in a row without progress
+        self.peer_progress: dict[int, int] = {}             # peer -> highest seq it showed it reached
+        self._nudges = Nudges(self.cfg.nudge_backoff_max)
         self._echoed: set[tuple] = set()
 
     # -- helpers ----------------------------------------------------------------------------
@@ -353,15 +376,21 @@ class PBFT(Engine):
     def _in_window(self, seq: int) -> bool:
         return self.stable_seq < seq <= self.high_watermark
 
-    def _status(self) -> Status:
-        return Status(self.view, self.in_view_change, self.stable_seq, self.last_exec, self.id)
+    def _status(self, reply: bool = False) -> Status:
+        return Status(self.view, self.in_view_change, self.stable_seq, self.last_exec, self.id, reply)
 
     def _waiting(self) -> bool:
-        return bool(self.pending or self.in_view_change or self.committed or self.last_exec < self.stable_seq)
+        return bool(self.pending or self.in_view_change or self.committed or self.last_exec < self.stable_seq
+                    or any(seq > self.last_exec for _, seq in self.pre_prepares))
+
+    def _laggards(self) -> list[int]:
+        """Peers that never showed us they reached our last executed sequence number."""
+        return [j for j in self.ctx.others if self.peer_progress.get(j, 0) < self.last_exec]
 
     def _finish(self, actions: list[Action]) -> list[Action]:
-        """Arm the status timer whenever the replica is waiting for something."""
-        if not self._status_timer and self._waiting():
+        """Arm the status timer whenever the replica is waiting for something, or a peer may
+        be behind it."""
+        if not self._status_timer and (self._waiting() or self._laggards()):
             self._status_timer = True
             self._status_mark = self._progress_mark()
             actions.append(SetTimer("status", self.cfg.status_interval))
@@ -392,6 +421,9 @@ class PBFT(Engine):
             return []
         if not isinstance(msg, _RELAYABLE) and getattr(msg, "sender", None) != src:
             return []                                       # not authenticated as its sender
+        if isinstance(msg, (Commit, Checkpoint, Status)) and 0 <= src < self.n:
+            reached = msg.last_exec if isinstance(msg, Status) else msg.seq
+            self.peer_progress[src] = max(reached, self.peer_progress.get(src, 0))
         actions: list[Action] = []
         if self.behaviour in ("double-vote", "equivocate"):
             actions += self._echo(src, msg)
@@ -451,7 +483,7 @@ class PBFT(Engine):
         if not self._request_timer and not self.in_view_change:
             # 4.4: a backup starts its timer when it receives a request and none is running.
             self._request_timer = True
-            actions.append(SetTimer("request", self.cfg.request_timeout))
+            actions.append(SetTimer("request", self._timeout()))
         if self.is_primary and not self.in_view_change:
             actions += self._propose_pending()
         return actions
@@ -589,14 +621,24 @@ class PBFT(Engine):
                 actions.append(Broadcast(cp))
                 actions += self._on_checkpoint(cp)
         if progressed:
+            self._progressed()
             # 4.4: stop the timer when no longer waiting, restart it if waiting for another request.
             actions += self._reset_request_timer()
         return actions
 
+    def _progressed(self) -> None:
+        """We executed something new: the view we are in works, timeouts go back to T (4.5.2)."""
+        self.vc_attempts = 0
+        self._view_unproven = False
+
+    def _timeout(self) -> float:
+        """T, doubled for each view change in a row that did not lead to an execution (4.5.2)."""
+        return self.cfg.request_timeout * 2 ** self.vc_attempts
+
     def _reset_request_timer(self) -> list[Action]:
         if self.pending and not self.in_view_change:
             self._request_timer = True
-            return [SetTimer("request", self.cfg.request_timeout)]
+            return [SetTimer("request", self._timeout())]
         if self._request_timer:
             self._request_timer = False
             return [CancelTimer("request")]
@@ -665,6 +707,7 @@ class PBFT(Engine):
         self.spent = {p.coin for p in self.ledger}
         self.state_digest = digest
         self.last_exec = seq
+        self._progressed()
         self.my_checkpoints[seq] = (digest, len(self.ledger))
         for coin in [c for c in self.pending if c in self.spent]:
             del self.pending[coin]
@@ -681,6 +724,10 @@ class PBFT(Engine):
     def _on_request_timeout(self) -> list[Action]:
         if self.in_view_change or not self.pending:
             return []
+        if self._view_unproven:
+            # 4.5.2: the timer started for view v + 1 ran out before we executed a request
+            # in it: this view change failed too, so the next one waits twice as long.
+            self.vc_attempts += 1
         return self._start_view_change(self.view + 1)
 
     def _on_view_change_timeout(self, view: int) -> list[Action]:
@@ -698,6 +745,7 @@ class PBFT(Engine):
         prepared = tuple(self.prepared_certs[s] for s in sorted(self.prepared_certs) if s > self.stable_seq)
         vc = ViewChange(view, self.stable_seq, self.stable_proof, prepared, self.id)
         self.my_view_change = vc
+        self.sent_view_changes[view] = vc
         actions: list[Action] = []
         if self._request_timer:
             self._request_timer = False
@@ -736,7 +784,7 @@ class PBFT(Engine):
         # 4.5.2 (2): with 2f + 1 view-changes for our view, wait T * 2^attempts for NEW-VIEW.
         if self._vc_timer_view != self.view:
             self._vc_timer_view = self.view
-            actions.append(SetTimer(("view-change", self.view), self.cfg.request_timeout * 2 ** self.vc_attempts))
+            actions.append(SetTimer(("view-change", self.view), self._timeout()))
         if self.is_primary and self.view not in self.new_views_sent and self.id in have:
             self.new_views_sent.add(self.view)
             v_set = tuple(have[s] for s in sorted(have))
@@ -767,7 +815,9 @@ class PBFT(Engine):
         min_s, o_set = compute_new_view(view, nv.view_changes, self.n)
         self.view = view
         self.in_view_change = False
-        self.vc_attempts = 0
+        # 4.5.2: the doubled timeout stays until a request executes in the new view.
+        self._view_unproven = True
+        self.sent_view_changes = {}
         self.new_view_msg = nv
         actions: list[Action] = []
         if self._vc_timer_view is not None:
@@ -776,7 +826,9 @@ class PBFT(Engine):
         # The latest stable checkpoint in V becomes ours (fetching its state if we lack it).
         if min_s > self.stable_seq:
             vc = next(vc for vc in nv.view_changes if vc.stable_seq == min_s)
-            actions += self._make_stable(min_s, vc.checkpoint_proof[0].digest, vc.checkpoint_proof)
+            certified = checkpoint_proof_digest(vc.checkpoint_proof, self.q)
+            assert certified is not None                    # view_change_ok checked every proof in V
+            actions += self._make_stable(min_s, certified[1], vc.checkpoint_proof)
         # Messages of older views are of no more use (prepared certificates stay).
         for table in (self.pre_prepares, self.prepares, self.prepare_msgs):
             for key in [k for k in table if k[0] < view]:
@@ -796,7 +848,11 @@ class PBFT(Engine):
                 self.assigned[pp.value.coin] = pp.seq
             actions += self._accept_pre_prepare(pp)
         for key in sorted(k for k in self.future_pre_prepares if k[0] == view):
-            actions += self._accept_pre_prepare(self.future_pre_prepares.pop(key))
+            # (popped one by one: executing one of them may make a checkpoint stable and
+            # drop the ones below it -- a crash the adversary search found)
+            pp = self.future_pre_prepares.pop(key, None)
+            if pp is not None:
+                actions += self._accept_pre_prepare(pp)
         for key in sorted(k for k in self.pre_prepares if k[0] == view):
             actions += self._check_slot(key)
         actions += self._reset_request_timer()
@@ -807,20 +863,31 @@ class PBFT(Engine):
     # -- retransmission -------------------------------------------------------------------------
 
     def _on_status_timer(self) -> list[Action]:
-        if not self._waiting():
-            return []
         mark = self._progress_mark()
         actions: list[Action] = []
-        if mark == self._status_mark:                     # no progress for a whole interval
-            if self.in_view_change and self.my_view_change is not None and self.my_view_change.view == self.view:
-                actions.append(Broadcast(self.my_view_change))
-            actions.append(Broadcast(self._status()))
-        return actions
+        if self._waiting() and mark == self._status_mark:     # no progress for a whole interval
+            # Resend after 1, 2, 4, ... quiet intervals, then every nudge_backoff_max: a long
+            # stall (a replica alone in a view change) costs a trickle, not a flood.
+            self._quiet += 1
+            if self._quiet & (self._quiet - 1) == 0 or self._quiet % self.cfg.nudge_backoff_max == 0:
+                if self.in_view_change and self.my_view_change is not None and self.my_view_change.view == self.view:
+                    actions.append(Broadcast(self.my_view_change))
+                actions.append(Broadcast(self._status()))
+            return actions
+        self._quiet = 0
+        return actions + self._nudge_laggards()
+
+    def _nudge_laggards(self) -> list[Action]:
+        """Tell a peer that never showed it reached our last execution where we stand
+        (``engines/nudge.py``); it asks back (``Status.reply``) for what it lacks."""
+        return [Send(j, self._status()) for j in self._nudges.due(self._laggards())]
 
     def _on_status(self, st: Status) -> list[Action]:
-        """Give a lagging replica what it lacks."""
+        """Give a lagging replica what it lacks (and ask one that is ahead for what we lack)."""
         dst = st.sender
         actions: list[Action] = []
+        if not st.reply and (st.last_exec > self.last_exec or st.stable_seq > self.stable_seq):
+            actions.append(Send(dst, self._status(reply=True)))
         mine = self.my_checkpoints.get(self.stable_seq)
         theirs = self.my_checkpoints.get(st.stable_seq)
         if st.last_exec < self.stable_seq and mine is not None and mine[0] == self.stable_digest:
@@ -835,11 +902,13 @@ class PBFT(Engine):
         for seq, (digest, _) in sorted(self.my_checkpoints.items()):
             if seq > st.stable_seq and seq > 0:
                 bundle[Checkpoint(seq, digest, self.id)] = None
-        # Our commits, of every view we hold, for what we executed and it did not: with
-        # 2f + 1 of one view it has a commit certificate, whatever view it is in.
-        for (kind, _, seq), vote in sorted(self.my_votes.items()):
-            if kind == "commit" and st.last_exec < seq <= self.last_exec:
-                bundle[vote] = None
+        # For each number we executed and it did not, the commit certificate we executed on:
+        # 2f + 1 matching signed COMMITs of one view, which let it execute whatever view it
+        # is in (see _on_commit). Our own commits alone are not always enough: when the
+        # others are idle, a replica that missed commits (and went on to a view change of
+        # its own) could otherwise wait for good for 2f + 1 of them.
+        for seq in range(st.last_exec + 1, self.last_exec + 1):
+            bundle.update(dict.fromkeys(c for c in self._commit_certificate(seq) if c.sender != dst))
         if not self.in_view_change:
             if self.new_view_msg is not None and self.new_view_msg.view == self.view and (
                     st.view < self.view or (st.view == self.view and st.in_view_change)):
@@ -856,13 +925,47 @@ class PBFT(Engine):
                             bundle[vote] = None
         if bundle:
             actions.append(Send(dst, Retransmit(tuple(bundle), self.id)))
+        if st.in_view_change:
+            actions += self._retransmit_view_changes(st)
         return actions
+
+    def _retransmit_view_changes(self, st: Status) -> list[Action]:
+        """A replica stuck in a view change: resend it our VIEW-CHANGE messages it may lack.
+
+        Castro and Liskov retransmit view-change messages until the view change completes
+        (receiver-driven, from status messages, as the rest of our retransmission). We
+        send our VIEW-CHANGE for its view if we sent one -- even when we have moved on
+        to a later view: with it, it can count 2f + 1 for its view, start the timer of
+        4.5.2 (2) and follow us when it runs out -- and the one for the view we are
+        changing to now, which counts toward its f + 1 join rule (4.5.2 (1)). Without the
+        first, a replica whose VIEW-CHANGE for v was lost and which then moved to v + 1
+        (n = 4, one silent replica) left the other two waiting in v for good.
+        """
+        out: list[Action] = []
+        old = self.sent_view_changes.get(st.view)
+        if old is not None:
+            out.append(Send(st.sender, old))
+        current = self.my_view_change
+        if self.in_view_change and current is not None and current.view > st.view and current is not old:
+            out.append(Send(st.sender, current))
+        return out
+
+    def _commit_certificate(self, seq: int) -> tuple[Commit, ...]:
+        """The 2f + 1 matching COMMITs of one view we hold for ``seq``, or just our own."""
+        for (view, s), tally in sorted(self.commits.items()):
+            digest = tally.winner() if s == seq else None
+            if digest is not None:
+                # Our own commit only if we sent it (a withholding replica leaks nothing).
+                return tuple(Commit(view, seq, digest, voter) for voter, d in sorted(tally.votes.items())
+                             if d == digest and (voter != self.id or ("commit", view, seq) in self.my_votes))
+        return tuple(vote for (kind, _, s), vote in sorted(self.my_votes.items()) if kind == "commit" and s == seq)
 
     def _on_retransmit(self, rt: "Retransmit") -> list[Action]:
         actions: list[Action] = []
         for m in rt.messages:
-            # The bundle's own votes are authenticated by it; pre-prepares by their signer.
-            if isinstance(m, PrePrepare) or (isinstance(m, (Prepare, Commit, Checkpoint)) and m.sender == rt.sender):
+            # The bundle's own votes are authenticated by it; pre-prepares and the commits of
+            # a commit certificate by their signers.
+            if isinstance(m, (PrePrepare, Commit)) or (isinstance(m, (Prepare, Checkpoint)) and m.sender == rt.sender):
                 actions += self._HANDLERS[type(m)](self, m)
         return actions
 

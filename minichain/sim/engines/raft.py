@@ -192,7 +192,11 @@ class Raft(Engine):
             self.current_term = term
             self.voted_for = None
         if self.role == LEADER:
-            actions.append(CancelTimer(HEARTBEAT))
+            # A follower always has an election timer (Figure 2, "Followers"); the leader
+            # cancelled its own, so it needs a new one. Without it, a deposed leader whose log
+            # is too new to vote for the others never stood again either: with one replica
+            # down, no majority ever formed (found by the adversary search, issue 21).
+            actions += [CancelTimer(HEARTBEAT), self._election_timer()]
         self.role = FOLLOWER
         self.votes = None
         return actions

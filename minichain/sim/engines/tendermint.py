@@ -38,7 +38,9 @@ What we model and what we simplify:
   so a validator that made no progress for ``status_interval`` multicasts STATUS and peers
   answer: at its height with their own messages of that height (and the proposals they
   hold); above it with the decision evidence (the proposal and 2f + 1 precommits) of each
-  height it missed.
+  height it missed. A peer that sent nothing of the last height we decided is sent our
+  STATUS now and then (``engines/nudge.py``), and a validator that sees a STATUS from
+  above asks back at once: one that missed heights whole would otherwise wait for nothing.
 * **Durability.** A crash keeps the engine object (the paper's state is on disk); on
   recovery the validator re-arms the timeout of its current step.
 
@@ -58,6 +60,7 @@ from typing import Any, Hashable
 from minichain.sim import quorum
 from minichain.sim.engine import Action, Broadcast, Decide, Engine, NodeContext, Send, SetTimer
 from minichain.sim.engines import EngineSpec, Silent, register
+from minichain.sim.engines.nudge import Nudges
 from minichain.sim.quorum import Outcome, QuorumSystem, Tally
 from minichain.sim.workload import CLIENT, ClientRequest, Payment
 
@@ -96,11 +99,14 @@ class Precommit:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Retransmission request: the sender's height and round."""
+    """Retransmission request: the sender's height and round. ``nudge`` marks a reminder
+    sent to a validator that may be behind (see ``_on_status_timer``): it asks for
+    nothing, and a validator at the same height does not take it for work."""
 
     height: int
     round: int
     sender: int
+    nudge: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,7 @@ class TendermintConfig:
     timeout_precommit: float = 0.5
     timeout_precommit_delta: float = 0.25
     status_interval: float = 0.5      # how long without a decision before STATUS
+    nudge_backoff_max: int = 8        # status intervals between two reminders to a peer left behind, at most
     max_block: int = 100              # payments per block
 
     def propose(self, r: int) -> float:
@@ -295,6 +302,8 @@ class Tendermint(Engine):
         self._status_timer = False
         self._status_mark: int | None = None
         self._echoed: set[tuple] = set()
+        self.peer_height: dict[int, int] = {}          # peer -> the highest height it sent us a message of
+        self._nudges = Nudges(self.cfg.nudge_backoff_max)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -318,8 +327,13 @@ class Tendermint(Engine):
         # Progress is a decision: rounds that churn without one are what gossip must repair.
         return self.h
 
+    def _laggards(self) -> list[int]:
+        """Peers that sent us nothing of the height we last decided, or later: perhaps
+        stuck below it (see ``engines/nudge.py``)."""
+        return [j for j in self.ctx.others if self.peer_height.get(j, -1) < self.h - 1]
+
     def _finish(self, actions: list[Action]) -> list[Action]:
-        if not self._status_timer and self._active():
+        if not self._status_timer and (self._active() or self._laggards()):
             self._status_timer = True
             self._status_mark = self._mark()
             actions.append(SetTimer("status", self.cfg.status_interval))
@@ -375,6 +389,9 @@ class Tendermint(Engine):
             return []
         if getattr(msg, "sender", None) != src:
             return []                                  # not authenticated as its sender
+        for m in (msg.messages if isinstance(msg, Gossip) else (msg,)):
+            if isinstance(m, (*_CONSENSUS, Status)) and 0 <= m.sender < self.n:
+                self.peer_height[m.sender] = max(m.height, self.peer_height.get(m.sender, -1))
         actions: list[Action] = []
         if isinstance(msg, Gossip):
             for inner in msg.messages:
@@ -561,12 +578,11 @@ class Tendermint(Engine):
     # -- retransmission (ours: the paper's gossip assumption over a lossy network) ----------------
 
     def _on_status_timer(self) -> list[Action]:
-        if not self._active():
-            return []
-        mark = self._mark()
-        if mark != self._status_mark:
-            return []                                  # progress since the timer was set
-        return [Broadcast(Status(self.h, self.round, self.id))]
+        if self._active() and self._mark() == self._status_mark:     # no decision for a whole interval
+            return [Broadcast(Status(self.h, self.round, self.id))]
+        # A validator that missed heights whole (crashed while the clients sent them) waits
+        # for nothing and never asks: remind it where we are, less and less often.
+        return [Send(j, Status(self.h, self.round, self.id, nudge=True)) for j in self._nudges.due(self._laggards())]
 
     def _on_status(self, st: Status) -> list[Action]:
         if st.height < self.h:
@@ -574,8 +590,11 @@ class Tendermint(Engine):
             bundle = tuple(m for hh in range(st.height, self.h) for m in self.evidence.get(hh, ()))
             return [Send(st.sender, Gossip(bundle, self.id))] if bundle else []
         if st.height > self.h:
+            # It is ahead: ask it at once for the evidence of the heights we missed.
             self.max_seen_height = max(self.max_seen_height, st.height)
-            return []
+            return [Send(st.sender, Status(self.h, self.round, self.id))]
+        if st.nudge:
+            return []                                  # a reminder from a peer no further than we are
         # Same height: gossip every message of the height we hold, ours and those we received --
         # relaying the others' is what lets every correct validator see the same votes, even
         # a Byzantine validator's votes that were meant for some of us only.
