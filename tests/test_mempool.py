@@ -224,3 +224,28 @@ def test_touching_lists_what_pays_or_spends_an_address_newest_first_and_forgets_
     pool.remove(to_carol.txid)
     assert [e.txid for e in pool.touching(pkh(ALICE))] == []
     assert pool._by_address.keys() == {pkh(BOB), pkh(carol)}  # no empty lists left behind
+
+
+def test_a_parent_back_from_a_reorg_is_linked_to_its_waiting_child_and_selected_first(chain):
+    """The parent was confirmed, its child entered the pool spending a chain coin; a reorg
+    disconnects the parent and it comes back to the pool. The child must now depend on it
+    (Bitcoin Core: UpdateTransactionsFromBlock), or a template would hold the child first:
+    an invalid block, mined again and again."""
+    pool = Mempool(P)
+    (coin,) = chain.fund(ALICE, 10_000)
+    parent = spend(ALICE, [coin], [9_990], to=BOB)           # low fee rate
+    child = spend(BOB, [OutPoint(parent.txid, 0)], [5_000])  # high fee rate
+    # The parent is confirmed: its output is a coin of the chain, the child spends it.
+    del chain.coins[coin]
+    chain.coins[OutPoint(parent.txid, 0)] = Coin(9_990, BOB.public_key.hash160(), HEIGHT, False)
+    pool.add(child, chain, HEIGHT)
+    # The reorg: the parent's block is disconnected, its coin is gone, the parent comes back.
+    del chain.coins[OutPoint(parent.txid, 0)]
+    chain.coins[coin] = Coin(10_000, ALICE.public_key.hash160(), 10, False)
+    assert [t.txid for t in pool.readd([parent], chain, HEIGHT)] == [parent.txid]
+    assert pool.revalidate(chain, HEIGHT) == []
+    assert pool.get(child.txid).parents == {parent.txid}
+    assert pool.get(parent.txid).children == {child.txid}
+    assert [e.txid for e in pool.select(1_000_000)] == [parent.txid, child.txid]
+    removed = pool.remove(parent.txid)
+    assert {e.txid for e in removed} == {parent.txid, child.txid}

@@ -193,6 +193,16 @@ class Mempool:
             if parent is not None:
                 entry.parents.add(parent.txid)
                 parent.children.add(txid)
+        # A transaction back from a reorg may already have children in the pool, admitted
+        # while it was confirmed (Bitcoin Core: UpdateTransactionsFromBlock): link them.
+        spent_by = self._spent_by
+        for i in range(len(entry.tx.outputs)):
+            child_txid = spent_by.get(OutPoint(txid, i))
+            if child_txid is not None:
+                child = self._entries.get(child_txid)
+                if child is not None:
+                    child.parents.add(txid)
+                    entry.children.add(child_txid)
         self._entries[txid] = entry
         self._bytes += entry.size
         for pkh in self._addresses(entry.tx):
