@@ -91,6 +91,7 @@ def _registry() -> dict[str, type]:
         "dls.lock": dls.Lock,
         "dls.ack": dls.Ack,
         "dls.lock-announce": dls.LockAnnounce,
+        "dls.commit": dls.Commit,
         "dls.claim": dls.Claim,
         "dls.decided": dls.Decided,
         "dls.catch-up": dls.CatchUp,
