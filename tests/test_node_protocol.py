@@ -276,14 +276,77 @@ def test_small_offences_fade_a_burst_of_them_bans(cb):
 # -- addresses and transactions ----------------------------------------------------------------
 
 
-def test_addresses_are_learned_and_dialled_up_to_the_outbound_limit():
+def test_addresses_are_learned_and_dialled_one_per_tick_up_to_the_outbound_limit():
     h = Harness(ProtocolConfig(discover=True, max_outbound=2))
     ready(h, "a")
     out = h.receive("a", m.Addr([("127.0.0.1", 7001), ("127.0.0.1", 7002), ("127.0.0.1", 7003)]))
-    assert [d.addr for d in out if isinstance(d, Dial)] == [("127.0.0.1", 7001), ("127.0.0.1", 7002)]
+    assert [d for d in out if isinstance(d, Dial)] == []          # an addr message dials nothing itself
+
+    def dials(out):
+        return [d.addr for d in out if isinstance(d, Dial)]
+
+    assert dials(h.tick(1.0)) == [("127.0.0.1", 7001)]
+    assert dials(h.tick(1.0)) == [("127.0.0.1", 7002)]
+    assert dials(h.tick(1.0)) == []                                # two attempts under way: the limit
+    # A failed attempt frees its slot; the address waits out its backoff, another is tried.
+    h.protocol.dial_ended(("127.0.0.1", 7001), False, h.now)
+    assert dials(h.tick(1.0)) == [("127.0.0.1", 7003)]
     out = h.receive("a", m.GetAddr())
     [addr] = sends(out, "a", m.Addr)
     assert ("127.0.0.1", 7003) in addr.addrs
+    assert h.receive("a", m.GetAddr()) == []                       # answered once per link
+
+
+def test_an_address_that_keeps_failing_is_forgotten_and_retries_back_off():
+    h = Harness(ProtocolConfig(discover=True, max_outbound=1))
+    ready(h, "a")
+    h.receive("a", m.Addr([("127.0.0.1", 7001)]))
+    attempts = []
+    for _ in range(400):
+        for d in h.tick(1.0):
+            if isinstance(d, Dial):
+                attempts.append(h.now)
+                h.protocol.dial_ended(d.addr, False, h.now)
+    # Tried, then again after 60 s, then after 120 s more: three failures and it is gone.
+    assert [t - attempts[0] for t in attempts] == [0.0, 60.0, 180.0]
+    assert ("127.0.0.1", 7001) not in h.protocol.addresses
+
+
+def test_only_ip_literals_with_a_port_are_learned():
+    h = Harness()
+    ready(h, "a")
+    bad = [("evil.example/inject-path?x=", 80), ("127.0.0.1", 0), ("127.0.0.1/p2p", 8333), ("::ffff:1.2.3.4x", 1),
+           ("0.0.0.0", 8333), ("", 8333)]
+    h.receive("a", m.Addr(bad + [("10.1.2.3", 8333), ("::1", 9000)]))
+    assert set(h.protocol.addresses) >= {("10.1.2.3", 8333), ("::1", 9000)}
+    assert not any(a in h.protocol.addresses for a in bad)
+
+
+def test_an_addr_flood_is_cut_by_the_token_bucket_and_scored():
+    h = Harness()
+    ready(h, "a")
+    book = [("10.0.%d.%d" % (i // 250, i % 250), 8333) for i in range(1000)]
+    out = h.receive("a", m.Addr(book))                              # the burst: all learned
+    assert reports(out) == [] and len(h.protocol.addresses) == 1000
+    out = h.receive("a", m.Addr([("10.9.9.9", 8333)]))              # nothing left in the bucket
+    [mis] = reports(out)
+    assert mis.reason is Misbehavior.ADDR_FLOOD and mis.score == 5
+    assert ("10.9.9.9", 8333) not in h.protocol.addresses
+    # Empty addr messages cost a token each: 700 of them end in a ban, not a frozen node.
+    banned = False
+    for _ in range(700):
+        out = h.receive("a", m.Addr([]))
+        if disconnected(out):
+            banned = True
+            break
+    assert banned and h.protocol.is_banned("127.0.0.1", h.protocol.peers["a"].port, h.now)
+
+
+def test_the_address_book_is_capped():
+    h = Harness(ProtocolConfig(discover=False, max_addresses=50))
+    ready(h, "a")
+    h.receive("a", m.Addr([("10.0.0.%d" % i, 8333) for i in range(1, 200)]))
+    assert len(h.protocol.addresses) == 50
 
 
 def test_a_transaction_is_fetched_admitted_and_announced_to_the_others(cb):

@@ -20,6 +20,7 @@ from minichain.chainstate import AcceptResult, ChainState, Mempool, MempoolError
 from minichain.core.block import Block, BlockHeader
 from minichain.core.chain import BlockTree
 from minichain.core.tx import Transaction
+from minichain.node.messages import StoredBlock
 
 
 class NodeChain:
@@ -60,6 +61,11 @@ class NodeChain:
 
     def get_block(self, block_hash: bytes) -> Block | None:
         return self.state.get_block(block_hash)
+
+    def block_message(self, block_hash: bytes) -> StoredBlock | None:
+        """The block as stored, ready to send (no decoding, no re-encoding)."""
+        data = self.state.store.get_block(block_hash)
+        return None if data is None else StoredBlock(block_hash, data)
 
     # -- transactions
 
