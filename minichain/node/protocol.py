@@ -341,7 +341,7 @@ class PeerState:
                  "known", "score", "score_at", "requested", "requested_tx", "best", "deadline",
                  "connected_at", "unconnecting", "stalled", "best_sent", "pending_tx", "getdata", "getdata_set",
                  "inv_bucket", "unknown_bucket", "addr_bucket", "sent_addr", "low_work", "low_work_work",
-                 "last_block_at", "last_tx_at", "served_at")
+                 "last_block_at", "last_tx_at", "served_at", "__weakref__")
 
     def __init__(self, handle: Hashable, inbound: bool, host: str, port: int,
                  dialled: tuple[str, int] | None, now: float, deadline: float) -> None:
