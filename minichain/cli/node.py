@@ -49,8 +49,12 @@ def _hostport(ctx, param, value):
 @click.option("--max-outbound", default=8, show_default=True, type=click.IntRange(0, 1000))
 @click.option("--ban-seconds", default=24 * 3600, show_default=True, type=click.IntRange(1), help="How long a misbehaving peer stays banned.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--ping-interval", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds between WebSocket pings; a peer that misses a pong is dropped.")
+@click.option("--idle-timeout", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds a connection may stay open without completing a request.")
 def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_address, threads, duty, store,
-         max_inbound, max_outbound, ban_seconds, log_level):
+         max_inbound, max_outbound, ban_seconds, log_level, ping_interval, idle_timeout):
     """Run a node: sync with peers, relay blocks and transactions, serve the API, and mine
     if asked. Stops cleanly on Ctrl-C or SIGTERM.
 
@@ -78,7 +82,7 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
         params=params, datadir=datadir, listen=listen, api=None if no_api else api, connect=list(connect or []),
         discover=(not connect) if discover is None else discover, max_inbound=max_inbound, max_outbound=max_outbound,
         mine=mine, mining_address=mining_address, threads=threads, duty=duty, store=store,
-        ban_seconds=ban_seconds,
+        ban_seconds=ban_seconds, ping_interval=ping_interval, idle_timeout=idle_timeout,
     )
     try:
         asyncio.run(_run(config))

@@ -661,6 +661,15 @@ class PeerProtocol:
             self._announce_tip(old_tip, None, out)
         return result, out
 
+    def tip_changed(self, old_tip: IndexEntry, now: float) -> list[_Action]:
+        """The chain moved its tip by itself (activation retried after a failed write):
+        announce the new one."""
+        out: list[_Action] = []
+        if self.chain.tree.active[-1] is not old_tip:
+            self._announce_tip(old_tip, None, out)
+        self._request_blocks_from_all(now, out)
+        return out
+
     def relay_tx(self, tx: Any) -> list[_Action]:
         """Announce a transaction our own user got admitted (the host admitted it first)."""
         out: list[_Action] = []

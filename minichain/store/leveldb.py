@@ -30,7 +30,7 @@ import plyvel
 
 from minichain.core.tx import OutPoint
 from minichain.core.validation import Coin
-from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreError, StoreInUseError
+from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreError, StoreInUseError, StoreWriteError
 
 _BLOCK, _INDEX, _COIN, _UNDO, _META = b"B", b"I", b"C", b"U", b"M"
 _TIP = b"T"
@@ -63,6 +63,29 @@ class LevelDBStore(ChainStore):
     # -- writing
 
     def write(self, batch: StoreBatch) -> None:
+        try:
+            self._write(batch)
+        except plyvel.Error as first:
+            # After a failed write (a full disk, say) LevelDB refuses every later write
+            # until the database is reopened. Reopen it and try once more, so that a node
+            # carries on by itself when space comes back; the batch is atomic either way.
+            try:
+                self._reopen()
+                self._write(batch)
+            except (plyvel.Error, StoreError) as e:
+                raise StoreWriteError(f"cannot write to {self.path} (is the disk full?): {e}") from first
+
+    def _reopen(self) -> None:
+        try:
+            self._db.close()
+        except plyvel.Error:
+            pass
+        try:
+            self._db = plyvel.DB(self.path, create_if_missing=False)
+        except (plyvel.Error, OSError) as e:
+            raise StoreError(f"cannot reopen {self.path}: {e}") from None
+
+    def _write(self, batch: StoreBatch) -> None:
         with self._db.write_batch(sync=self.sync) as wb:
             for block_hash, data in batch.blocks.items():
                 wb.put(_BLOCK + block_hash, data)
