@@ -283,3 +283,70 @@ def compare_cmd(engines: str, scenarios: str, nodes: int, seeds: int, seed: int,
             click.echo("wrote " + ", ".join(written))
     sys.stdout.flush()
     click.echo(f"finished in {elapsed:.1f} s", err=True)
+
+
+@sim.command("calibrate")
+@click.option("--engine", required=True, type=click.Choice(["pbft", "tendermint", "raft", "paxos", "dls", "dls-byz"]),
+              help="The engine to run both ways.")
+@click.option("--scenario", default="normal", show_default=True,
+              type=click.Choice(["normal", "partition-even", "crash-f", "byzantine-f"]))
+@click.option("--duration", default=30.0, show_default=True, type=click.FloatRange(6.0, 600.0),
+              help="Seconds of each run (payments until duration - 5 s).")
+@click.option("--interval", default=0.5, show_default=True, type=click.FloatRange(0.05, 10.0),
+              help="Seconds between two payments.")
+@click.option("--fault-at", default=5.0, show_default=True, type=click.FloatRange(1.0))
+@click.option("--heal-at", default=15.0, show_default=True, type=click.FloatRange(1.0),
+              help="partition-even: when the partition heals.")
+@click.option("--sim-latency", default=0.05, show_default=True, type=click.FloatRange(0.0, 10.0),
+              help="The simulator's mean link latency, seconds (the real one is whatever 127.0.0.1 gives).")
+@seed_option
+@json_option
+def calibrate_cmd(engine: str, scenario: str, duration: float, interval: float, fault_at: float, heal_at: float,
+                  sim_latency: float, seed: int, as_json: bool) -> None:
+    """One scenario in the simulator and on real processes, with matched parameters:
+    commits, finality, messages per decision, commits during the fault per side and
+    conflicts, in one table. The real run takes DURATION seconds of wall clock.
+
+    \b
+    Example:
+      minichain sim calibrate --engine pbft --scenario partition-even
+      minichain sim calibrate --engine raft --scenario normal --duration 20
+    """
+    import sys
+
+    from minichain.testnet.calibrate import CalibrateError, Setup, calibrate, table_rows
+    from minichain.testnet.network import TestnetError
+
+    setup = Setup(engine=engine, scenario=scenario, seed=seed, duration=duration, interval=interval,
+                  fault_at=fault_at, heal_at=min(heal_at, duration), sim_latency=sim_latency)
+    try:
+        setup.plan()
+    except CalibrateError as exc:
+        raise click.BadParameter(str(exc)) from None
+    try:
+        result = calibrate(setup, say=lambda text: click.echo(text, err=True))
+    except TestnetError as exc:
+        from minichain.cli.common import CommandError
+
+        raise CommandError(f"the real run failed: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    from rich.table import Table
+
+    from minichain.cli.common import console
+
+    fault = {"normal": "no fault", "partition-even": f"partition {result['groups']} from {fault_at:g}s to "
+                                                      f"{setup.heal_at:g}s",
+             "crash-f": f"{result['faulty']} replica(s) crashed at {fault_at:g}s",
+             "byzantine-f": f"{result['faulty']} Byzantine replica(s) ({result['behaviour']})"}[scenario]
+    table = Table(title=f"sim calibrate: {engine}, {scenario} ({fault}); n={result['n']}, {result['payments']} "
+                        f"payments every {interval:g}s, {duration:g}s; simulator seed {seed}, latency "
+                        f"{sim_latency:g}s", title_justify="left")
+    table.add_column("")
+    table.add_column("simulator", justify="right")
+    table.add_column("real processes", justify="right")
+    for label, a, b in table_rows(result):
+        table.add_row(label, a, b)
+    console().print(table)
+    sys.stdout.flush()

@@ -1,9 +1,15 @@
 """``minichain testnet``: a local multi-node network on this machine.
 
     up         start N node processes on 127.0.0.1, link them, mine; return once synced
-    status     every node's height, tip, peers, hash rate and mempool (warns when tips differ)
+               (--engine pbft|tendermint|raft|paxos|dls|dls-byz: consensus replicas instead)
+    status     every node's height, tip, peers, hash rate and mempool (warns when tips differ);
+               for replicas their view/term/round, leader and commit index
     partition  split the network into groups that cannot reach each other
     heal       lift the partition
+    kill       crash one node or replica (SIGKILL); restart brings it back
+    workload   payments at a steady rate, recorded as a client history (history.jsonl)
+    nemesis    a seeded schedule of partitions, crashes and pauses, logged into the history
+    check      the history and the committed logs checked, Jepsen-style; non-zero on a violation
     logs       a node's log (-n lines, --follow)
     down       stop every node (and report those that had died)
     demo       double-spend: the attack, played on four processes and narrated
@@ -171,7 +177,15 @@ def testnet() -> None:
 
 
 @testnet.command("up")
+@click.option("--engine", type=click.Choice(["nakamoto", "pbft", "tendermint", "raft", "paxos", "dls", "dls-byz"]),
+              default="nakamoto", show_default=True,
+              help="nakamoto: mining nodes; any other: replicas of that consensus engine, every pair linked.")
 @click.option("--nodes", type=click.IntRange(1, 64), default=None, help="How many node processes to start.  [default: 4]")
+@click.option("--byzantine", type=click.IntRange(0, 64), default=0,
+              help="Replicas (the lowest-numbered) that run a Byzantine --behaviour.  [default: 0]")
+@click.option("--behaviour", default=None, metavar="NAME",
+              help="The Byzantine replicas' behaviour: equivocate, double-vote, silent, ... (per engine).  "
+                   "[default: equivocate]")
 @click.option("--miners", type=click.IntRange(0, 64), default=None,
               help="How many of them mine, spread evenly (2 of 4: nodes 0 and 2).  [default: all]")
 @click.option("--hashrate-share", "shares", metavar="S1,S2,...", default=None,
@@ -195,8 +209,8 @@ def testnet() -> None:
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the network (pids, ports, wallets) as JSON.")
 @handle_testnet_errors
-def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, base_port, timeout, log_level,
-               directory, as_json):
+def testnet_up(engine, nodes, byzantine, behaviour, miners, shares, topology, network, config, seed, threads,
+               base_port, timeout, log_level, directory, as_json):
     """Start NODES node processes on 127.0.0.1, link them, give each miner a wallet,
     start mining, and return once every node has the same tip.
 
@@ -205,16 +219,35 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
     DIR continues the same chains and wallets. If any node fails to start, every node
     already started is stopped again.
 
+    With --engine other than nakamoto, it starts replicas of that consensus engine
+    instead (python -m minichain.replica): the simulator's own engine classes on real
+    sockets and clocks, linked pairwise with MAC-authenticated WebSockets; 'status' shows
+    each replica's view/term/round, leader and commit index.
+
     \b
     Examples:
       minichain testnet up --nodes 4
       minichain testnet up --nodes 4 --miners 2 --hashrate-share 30,70
       minichain testnet up --config testnet/random8.json --dir /tmp/net8
       minichain testnet up --nodes 3 --network regtest --topology full
+      minichain testnet up --engine pbft --nodes 4
+      minichain testnet up --engine tendermint --nodes 4 --byzantine 1 --behaviour double-vote
     """
     from minichain.testnet import network as tn
-    from minichain.testnet.spec import build
+    from minichain.testnet.spec import SpecError, build, build_replicas
 
+    if engine != "nakamoto":
+        mining = {"--miners": miners, "--hashrate-share": shares, "--topology": topology, "--network": network,
+                  "--config": config, "--threads": threads}
+        given = [name for name, value in mining.items() if value is not None]
+        if given:
+            raise SpecError(f"{', '.join(given)} apply to the Nakamoto testnet only, not to --engine {engine}")
+        spec = build_replicas(engine, nodes=nodes, byzantine=byzantine, behaviour=behaviour, base_port=base_port,
+                              seed=seed)
+        return _up_replicas(spec, directory, timeout, log_level, as_json)
+    if byzantine or behaviour:
+        raise SpecError("--byzantine and --behaviour apply to the consensus engines (--engine pbft, ...), "
+                        "not to Nakamoto nodes")
     spec = build(nodes=nodes, miners=miners, shares=shares, topology=topology, network=network, config=config,
                  seed=seed, threads=threads, base_port=base_port)
     tn.check_not_running(directory)  # before anything is printed (up checks again, under the lock)
@@ -230,16 +263,9 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
         if hashing > cores:
             obs.note(f"note: {hashing} mining threads on {cores} cores: the cores are shared out, and the "
                      "hash-power shares hold only roughly")
-    began = time.monotonic()
-    with _signals_interrupt():
-        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
-    took = time.monotonic() - began
-    views = tn.survey(state)
+    state, took, views = _start(spec, directory, obs, timeout, log_level)
     if as_json:
-        out = _status_json(state, views)
-        out["seconds"] = round(took, 3)
-        out["explorer"] = _explorer_url(state)
-        _echo_json(out)
+        _echo_json({**_status_json(state, views), "seconds": round(took, 3), "explorer": _explorer_url(state)})
         return
     _print_table(state, views)
     tips = tn.tip_groups(views)
@@ -261,6 +287,36 @@ def testnet_up(nodes, miners, shares, topology, network, config, seed, threads, 
         click.echo(f"a miner's wallet: minichain wallet balance --wallet {miner.wallet} --node {miner.api}")
 
 
+def _start(spec, directory, obs, timeout, log_level):
+    """``up``, with SIGTERM acting as Ctrl-C: (state, seconds it took, every node's status)."""
+    from minichain.testnet import network as tn
+
+    began = time.monotonic()
+    with _signals_interrupt():
+        state = tn.up(directory, spec, obs, sync_timeout=timeout, log_level=log_level)
+    return state, time.monotonic() - began, tn.survey(state)
+
+
+def _up_replicas(spec, directory, timeout, log_level, as_json) -> None:
+    from minichain.testnet import network as tn
+
+    tn.check_not_running(directory)
+    obs = RichObserver(quiet=as_json)
+    where = os.path.abspath(directory)
+    if not as_json:
+        byz = ", ".join(f"{spec.names[i]} {b}" for i, b in sorted(spec.byzantine.items())) or "none"
+        obs.note(f"testnet up: {spec.size} {spec.engine} replica(s), every pair linked, Byzantine: {byz}; in {where}")
+    state, took, views = _start(spec, directory, obs, timeout, log_level)
+    if as_json:
+        _echo_json({**_status_json(state, views), "seconds": round(took, 3)})
+        return
+    _print_replica_table(state, views)
+    click.echo(f"{len(state.nodes)} {state.engine} replica(s) up and linked in {took:.1f}s")
+    dir_arg = "" if os.path.normpath(directory) == DEFAULT_DIR else f" --dir {directory}"
+    click.echo(f"next: minichain testnet workload --rate 5 --duration 20{dir_arg}  |  "
+               f"minichain testnet check{dir_arg}  |  minichain testnet down{dir_arg}")
+
+
 def _explorer_url(state) -> str:
     """The explorer's network view, served by the first node: every node's tip on one tree."""
     from minichain.explorer import url_for
@@ -271,8 +327,47 @@ def _explorer_url(state) -> str:
 # -- status -----------------------------------------------------------------------------------
 
 
+def _replica_status_json(state, views) -> dict:
+    return {
+        "directory": state.directory, "engine": state.engine, "running": state.running, "seed": state.seed,
+        "partition": state.partition,
+        "nodes": [{
+            "index": v.record.index, "name": v.record.name, "pid": v.record.pid, "alive": v.alive,
+            "p2p": v.record.p2p, "api": v.record.api, "datadir": v.record.datadir, "log": v.record.log,
+            "behaviour": v.record.behaviour,
+            **({k: v.status.get(k) for k in ("position", "leader", "role", "commit_index", "decided", "peers",
+                                              "restarts", "messages", "detail")} if v.status else {}),
+            "error": v.error,
+        } for v in views],
+    }
+
+
+def _print_replica_table(state, views) -> None:
+    table, side = _network_table(state, f"{state.engine} replicas in {state.directory} ({len(state.nodes)}, every "
+                                        "pair linked)",
+                                 (("node", False), ("pid", True), ("api", False), ("role", False),
+                                  ("view/term/round", False), ("leader", True), ("commit", True), ("peers", True),
+                                  ("sent", True), ("byzantine", False)))
+    for v in views:
+        r, s = v.record, v.status
+        byz = r.behaviour or "-"
+        if s is None:
+            row = [f"{r.index} {r.name}", str(r.pid), r.api, v.error or "-", "-", "-", "-", "-", "-", byz]
+        else:
+            leader = "-" if s["leader"] is None else str(s["leader"])
+            row = [f"{r.index} {r.name}", str(r.pid), r.api, s["role"] or "-", s["position"], leader,
+                   str(s["commit_index"]), str(s["peers"]), str(s["messages"]["sent"]), byz]
+        if state.partition:
+            row.append(side.get(r.index, "?"))
+        table.add_row(*row)
+    console().print(table)
+
+
 def _status_json(state, views) -> dict:
     from minichain.testnet import network as tn
+
+    if state.replicas:
+        return _replica_status_json(state, views)
 
     groups = tn.tip_groups(views)
     return {
@@ -296,22 +391,30 @@ def _status_json(state, views) -> dict:
     }
 
 
-def _print_table(state, views) -> None:
+def _network_table(state, title: str, columns):
+    """A status table with the network's columns, and each node's side of the partition."""
     from rich.table import Table
 
     side = {}
     for g, members in enumerate(state.partition or []):
         for v in members:
             side[v] = chr(ord("A") + g)
-    title = f"{state.network} network in {state.directory} ({state.topology}, {len(state.links)} links)"
     if state.partition:
         title += " -- partitioned: " + " | ".join(",".join(map(str, g)) for g in state.partition)
     table = Table(title=title)
-    for col, right in (("node", False), ("pid", True), ("p2p", False), ("api", False), ("height", True),
-                       ("tip", False), ("peers", True), ("hash rate", True), ("mempool", True), ("miner", True)):
+    for col, right in columns:
         table.add_column(col, justify="right" if right else "left")
     if state.partition:
         table.add_column("side")
+    return table, side
+
+
+def _print_table(state, views) -> None:
+    table, side = _network_table(state, f"{state.network} network in {state.directory} ({state.topology}, "
+                                        f"{len(state.links)} links)",
+                                 (("node", False), ("pid", True), ("p2p", False), ("api", False), ("height", True),
+                                  ("tip", False), ("peers", True), ("hash rate", True), ("mempool", True),
+                                  ("miner", True)))
     for v in views:
         r, s = v.record, v.status
         miner = f"{r.share:.0%}" if r.share is not None else "-"
@@ -333,6 +436,8 @@ def _print_table(state, views) -> None:
 @handle_testnet_errors
 def testnet_status(directory, as_json):
     """Show every node's height, tip, peers, hash rate and mempool; warn when tips differ.
+    For replicas: each one's role, view/term/round, the leader it follows, its commit
+    index, links and messages sent.
 
     \b
     Example:
@@ -349,8 +454,14 @@ def testnet_status(directory, as_json):
     if not state.running:
         click.echo(f"the testnet in {state.directory} is stopped ('minichain testnet up' starts it again)")
         return
-    _print_table(state, views)
     err = console(stderr=True)
+    if state.replicas:
+        _print_replica_table(state, views)
+        dead = [v.record.name for v in views if not v.alive]
+        if dead:
+            err.print(f"warning: not running: {', '.join(dead)} ('minichain testnet restart NODE' starts one again)")
+        return
+    _print_table(state, views)
     groups = tn.tip_groups(views)
     if len(groups) > 1:
         parts = [f"{','.join(v.record.name for v in vs)} at height {vs[0].status['height']} ({tip[:16]})"
@@ -450,9 +561,223 @@ def testnet_heal(directory, wait_sync, timeout):
     for w in report.warnings:
         err.print(f"warning: {w}")
     click.echo(f"healed: links back in {report.links_seconds:.1f}s")
-    if wait_sync:
+    if wait_sync and report.tip is None:
+        click.echo(f"every honest replica at commit index {report.height} {report.sync_seconds:.1f}s after the heal")
+    elif wait_sync:
         click.echo(f"every node at height {report.height} (tip {report.tip[:16]}) {report.sync_seconds:.1f}s "
                    "after the heal")
+
+
+# -- kill and restart -------------------------------------------------------------------------
+
+
+@testnet.command("kill")
+@click.argument("node")
+@dir_option
+@handle_testnet_errors
+def testnet_kill(node, directory):
+    """Crash NODE (its number or name) with SIGKILL: no clean shutdown, nothing flushed.
+
+    A replica keeps what it wrote to disk before it spoke (its engine state, its
+    decisions); 'minichain testnet restart NODE' brings it back from there.
+
+    \b
+    Example:
+      minichain testnet kill 2 ; minichain testnet restart 2
+    """
+    from minichain.testnet import network as tn
+
+    rec = tn.kill(directory, node)
+    click.echo(f"killed {rec.name} (pid {rec.pid})")
+
+
+@testnet.command("restart")
+@click.argument("node")
+@dir_option
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
+@handle_testnet_errors
+def testnet_restart(node, directory, log_level):
+    """Start NODE again after a crash, on its ports and data directory, back in its place
+    (its links, the partition if there is one; a replica runs its engine's recovery).
+
+    \b
+    Example:
+      minichain testnet restart 2
+    """
+    from minichain.testnet import network as tn
+
+    rec = tn.restart(directory, node, RichObserver(quiet=True), log_level=log_level)
+    click.echo(f"restarted {rec.name} (pid {rec.pid}) on {rec.p2p}")
+
+
+# -- workload, nemesis, check ------------------------------------------------------------------
+
+
+@testnet.command("workload")
+@click.option("--rate", type=click.FloatRange(0.01, 1000), default=5.0, show_default=True,
+              help="Payments per second.")
+@click.option("--duration", type=click.FloatRange(0.1), default=20.0, show_default=True, help="Seconds of payments.")
+@click.option("--wait", type=click.FloatRange(0.1, 60), default=None,
+              help="Seconds a payment may take before its outcome is recorded as unknown (info).  "
+                   "[default: 5; Nakamoto: 30 + 15 per confirmation]")
+@click.option("--conflicts", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Replicas: the fraction of payments shadowed by a concurrent twin spending the same coin.")
+@click.option("--confirmations", "-k", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="Nakamoto: confirmations a payment needs to count as accepted.")
+@click.option("--nemesis", "faults", default=None, metavar="FAULTS",
+              help="Also run the nemesis meanwhile (partition,kill,pause; see 'testnet nemesis').")
+@click.option("--nemesis-interval", type=click.FloatRange(0.1), default=5.0, show_default=True,
+              help="With --nemesis: seconds each fault lasts (and each calm between faults).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the twins and the nemesis schedule.")
+@dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_testnet_errors
+def testnet_workload(rate, duration, wait, conflicts, confirmations, faults, nemesis_interval, seed, directory,
+                     as_json):
+    """Pay at RATE payments a second for DURATION seconds and record every step in the
+    history (DIR/history.jsonl): invoke, then ok, fail or info, with wall-clock times.
+
+    Replicas: each payment goes to every replica; it is ok once one replica (f + 1 for
+    PBFT, Tendermint and dls-byz) says it committed at one slot. Nakamoto: a miner's
+    wallet pays a fresh address; ok at --confirmations. 'minichain testnet check' then
+    judges the history against what the network committed.
+
+    \b
+    Examples:
+      minichain testnet workload --rate 5 --duration 20
+      minichain testnet workload --rate 5 --duration 120 --conflicts 0.1 --nemesis partition,kill,pause
+    """
+    import threading
+
+    from minichain.testnet import nemesis as nem
+    from minichain.testnet import network as tn
+    from minichain.testnet import workload as wl
+
+    state = tn.require_running(os.path.abspath(directory))
+    schedule = []
+    if faults:
+        schedule = nem.plan(len(state.nodes), nem.parse_faults(faults), interval=nemesis_interval,
+                            duration=duration, seed=seed)
+    err = console(stderr=True)
+    stop = threading.Event()
+    thread = None
+    if schedule:
+        def play():
+            try:
+                nem.run(state.directory, schedule, history=state.history,
+                        say=lambda text: err.print(f"nemesis {text}", highlight=False), stop=stop)
+            except Exception as exc:  # noqa: BLE001 - reported; the workload goes on
+                err.print(f"warning: the nemesis stopped: {exc}", highlight=False)
+
+        thread = threading.Thread(target=play, name="nemesis", daemon=True)
+        thread.start()
+    try:
+        with _signals_interrupt():
+            if state.replicas:
+                result = wl.run_replicas(state, rate=rate, duration=duration, wait=wait or wl.DEFAULT_WAIT,
+                                         conflicts=conflicts, seed=seed)
+            else:
+                result = wl.run_nakamoto(state, rate=rate, duration=duration, confirmations=confirmations,
+                                         wait=wait, seed=seed)
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+    out = result.to_json()
+    if as_json:
+        _echo_json(out)
+        return
+    lat = (f"; latency median {out['latency_median']:.3f}s, p95 {out['latency_p95']:.3f}s"
+           if out["latency_median"] is not None else "")
+    click.echo(f"{out['operations']} payment(s) in {out['seconds']:.1f}s: {out['ok']} ok, {out['fail']} failed, "
+               f"{out['info']} unknown{lat}")
+    click.echo(f"history: {out['history']} ('minichain testnet check' judges it)")
+
+
+@testnet.command("nemesis")
+@click.option("--faults", default="partition,kill,pause", show_default=True,
+              help="Which faults to play, comma-separated: partition, kill, pause.")
+@click.option("--interval", type=click.FloatRange(0.1), default=5.0, show_default=True,
+              help="Seconds each fault lasts, and the calm between two faults.")
+@click.option("--duration", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Seconds of the whole schedule.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed plays the same faults.")
+@dir_option
+@handle_testnet_errors
+def testnet_nemesis(faults, interval, duration, seed, directory):
+    """Play a seeded schedule of faults on the running network: partitions (random
+    halves, or a majority and the rest), crashes (SIGKILL, then restart) and pauses
+    (SIGSTOP, then SIGCONT), one at a time; each start and stop goes into the history.
+
+    Run it beside 'minichain testnet workload' (or use 'workload --nemesis'). Whatever
+    happens, the network is left whole at the end.
+
+    \b
+    Example:
+      minichain testnet nemesis --faults partition,kill,pause --interval 5 --duration 120
+    """
+    from minichain.testnet import nemesis as nem
+    from minichain.testnet import network as tn
+
+    state = tn.require_running(os.path.abspath(directory))
+    schedule = nem.plan(len(state.nodes), nem.parse_faults(faults), interval=interval, duration=duration, seed=seed)
+    click.echo(f"nemesis: {len(schedule)} fault(s) over {duration:g}s (seed {seed})")
+    with _signals_interrupt():
+        played = nem.run(state.directory, schedule, history=state.history,
+                         say=lambda text: click.echo(text))
+    click.echo(f"played {len(played)} fault(s); the network is whole again")
+
+
+@testnet.command("check")
+@dir_option
+@click.option("--settle", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Seconds to wait for the live honest replicas to reach one commit index first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@handle_testnet_errors
+def testnet_check(directory, settle, as_json):
+    """Judge the history (DIR/history.jsonl) against what the network committed, and
+    exit 1 on a violation, with the shortest explanation of it.
+
+    \b
+    Replicas (their decision logs, honest ones only):
+      agreement        no two replicas commit different values at one slot, none reverses one
+      double-spend     no coin spent by two payments
+      lost             every acknowledged payment is in the final logs; none reported rejected is
+      real-time        the committed order respects the clients' real-time order
+      linearizability  the clients' outcomes fit a ledger (Wing & Gong search, coin by coin)
+    Nakamoto (every live node's chain):
+      reversed         a payment accepted at k confirmations that is no longer in the chain
+
+    \b
+    Example:
+      minichain testnet check
+    """
+    from minichain.history.records import HistoryError
+    from minichain.testnet import network as tn
+    from minichain.testnet.check import check
+
+    state = tn.require_state(os.path.abspath(directory))
+    try:
+        report = check(state, settle=settle)
+    except HistoryError as exc:
+        raise CommandError(str(exc)) from None
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        st = report.stats
+        click.echo(f"{st.get('engine')}: {st.get('operations', 0)} operation(s) ({st.get('ok', 0)} ok, "
+                   f"{st.get('fail', 0)} failed, {st.get('info', 0)} unknown), {st.get('nemesis', 0)} nemesis event(s)")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        if report.ok:
+            click.echo("check passed: " + ("agreement, no double spend, durability, real-time order and "
+                                           "linearizability hold" if state.replicas else
+                                           "no accepted payment was reversed"))
+        else:
+            for line in report.summary():
+                click.echo(f"VIOLATION {line}")
+    if not report.ok:
+        raise SystemExit(1)
 
 
 # -- logs -------------------------------------------------------------------------------------
@@ -592,6 +917,7 @@ def testnet_demo_double_spend(network, confirmations, attacker_blocks, amount, d
     table.add_row("reorg depth", f"{result.reorg_depth} block(s) disconnected on the "
                                  f"{'merchant' if result.winner == 'attacker' else 'attacker'}'s side")
     table.add_row("final tip", f"height {result.final_height} {result.final_tip[:16]}")
+    table.add_row("history checker", "; ".join(result.check) if result.check else "no accepted payment was reversed")
     table.add_row("converged", f"{result.heal_seconds:.1f}s after the heal; the whole demo took {result.seconds:.1f}s")
     if keep:
         table.add_row("network", f"still running: minichain testnet status --dir {result.directory}")

@@ -430,15 +430,17 @@ def encode(msg: Message) -> bytes:
 _BLOCK_TYPE = bytes([BlockMessage.TYPE])
 
 
-def decode(frame: bytes) -> Message:
-    """One frame to one message; raises DecodeError for anything malformed."""
+def decode(frame: bytes, registry: dict[int, type[Message]] | None = None) -> Message:
+    """One frame to one message; raises DecodeError for anything malformed. ``registry``
+    replaces :data:`REGISTRY` for a protocol of its own on the same framing (the replica
+    links of ``minichain/replica/wire.py``)."""
     if not isinstance(frame, (bytes, bytearray, memoryview)):
         raise DecodeError("a frame must be binary")
     if len(frame) > MAX_FRAME_SIZE:
         raise DecodeError(f"frame of {len(frame)} bytes exceeds the limit of {MAX_FRAME_SIZE}")
     if not frame:
         raise DecodeError("empty frame")
-    cls = REGISTRY.get(frame[0])
+    cls = (REGISTRY if registry is None else registry).get(frame[0])
     if cls is None:
         raise DecodeError(f"unknown message type {frame[0]}")
     r = Reader(bytes(frame[1:]))

@@ -643,6 +643,15 @@ def h_hex(h: bytes) -> str:
     return h[::-1].hex()
 
 
+def _bound_port(runner: web.AppRunner) -> int:
+    """The port a runner's (first) site listens on (the replica host uses it)."""
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return server.sockets[0].getsockname()[1]
+    raise RuntimeError("listener has no socket")
+
+
 def open_store(config: NodeConfig) -> ChainStore:
     if config.store == "memory":
         from minichain.store.memory import MemoryStore

@@ -14,7 +14,14 @@ The story (Nakamoto's section 11, played out rather than computed):
  6. the honest miner mines ``confirmations`` blocks: the merchant sees PAY confirmed
  7. the attacker's miner mines ``attacker_blocks`` blocks with SELF
  8. the partition heals; every node follows the branch with the most work
- 9. each node is asked where PAY and SELF are now
+ 9. each node is asked where PAY and SELF are now, and the history checker judges it
+
+Both payments are written to the network's client history (``DIR/history.jsonl``) as a
+merchant's client would see them: PAY invoked at step 4 and accepted at step 6 with the
+confirmations the merchant saw, SELF likewise on the attacker's side. After the heal the
+checker ``testnet check`` runs (``history/chain.py``) reads that history against every
+node's chain, and reports the payment that was accepted at k confirmations and is gone:
+the demo's summary and the checker name the same payment.
 
 To make the outcome certain the blocks are mined with the generate endpoint, a fixed
 number on each side (one side after the other), instead of racing live miners: with
@@ -38,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from minichain import params as chain_params
+from minichain.history.records import HistoryWriter
 from minichain.testnet import network as tn
 from minichain.testnet.observer import Observer
 from minichain.testnet.spec import NetworkSpec
@@ -93,6 +101,8 @@ class DemoResult:
     final_height: int
     heal_seconds: float
     seconds: float
+    check: list[str] = field(default_factory=list)   # the history checker's violations, one line each
+    check_ok: bool = True
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -188,12 +198,17 @@ def _play(state, network: str, z: int, attacker_blocks: int, amount: int, say: N
     say.detail("each node now has one peer: its neighbour on the same side")
 
     say.step(4, f"The attacker pays the merchant {format_amount(amount)} coins, through the merchant's node")
+    history = state.history
     try:
+        invoked = time.time()
         pay = Wallet(attacker_kf, clients[MERCHANT]).send(merchant_addr, amount)
+        _record(history, 1, "merchant", pay, merchant_addr, amount, invoked)
         say.detail(f"PAY  {pay.txid}  spends {_coins(pay)}")
         say.step(5, "On its own side the attacker pays itself with the same coin, through its own node")
         self_addr = attacker_kf.next_address()
+        invoked = time.time()
         self_pay = Wallet(attacker_kf, clients[ATTACKER]).send(self_addr, amount)
+        _record(history, 2, "attacker", self_pay, self_addr, amount, invoked)
     except WalletError as exc:
         raise DemoError(f"the attacker's wallet could not pay: {exc}") from None
     say.detail(f"SELF {self_pay.txid}  spends {_coins(self_pay)}")
@@ -215,6 +230,7 @@ def _play(state, network: str, z: int, attacker_blocks: int, amount: int, say: N
     merchant_wallet = Wallet(merchant_kf, clients[MERCHANT])
     balance_before = merchant_wallet.snapshot(1).balance()["confirmed"]
     seen = clients[MERCHANT].tx(pay.txid)
+    _record(history, 1, "merchant", pay, merchant_addr, amount, accepted=seen)
     say.detail(f"the merchant's node shows PAY in block {seen['block_height']} with {seen['confirmations']} "
                f"confirmation(s); the merchant's balance is {format_amount(balance_before)}: it ships the goods")
 
@@ -222,6 +238,7 @@ def _play(state, network: str, z: int, attacker_blocks: int, amount: int, say: N
     clients[ATTACKER_MINER].generate(attacker_blocks, attacker_addr)
     _wait(lambda: clients[ATTACKER].status()["height"] >= fork_height + attacker_blocks, 30,
           "the attacker's node did not follow its miner", nodes, clients)
+    _record(history, 2, "attacker", self_pay, self_addr, amount, accepted=clients[ATTACKER].tx(self_pay.txid))
     branches = {}
     for side, i in (("merchant", MERCHANT), ("attacker", ATTACKER)):
         s = clients[i].status()
@@ -257,6 +274,11 @@ def _play(state, network: str, z: int, attacker_blocks: int, amount: int, say: N
     balance_after = merchant_wallet.snapshot(1).balance()["confirmed"]
     say.detail(f"the merchant's balance: {format_amount(balance_before)} -> {format_amount(balance_after)}")
 
+    from minichain.testnet.check import check as check_history
+
+    report = check_history(state)
+    say.detail("the history checker: " + ("; ".join(report.summary()) or "no accepted payment was reversed"))
+
     loser_side, loser_node = ("merchant", MERCHANT) if winner == "attacker" else ("attacker", ATTACKER)
     orphaned, fork = _orphaned(clients[loser_node], branches[loser_side]["tip"])
     reorg_depth = branches[loser_side]["height"] - fork
@@ -266,7 +288,22 @@ def _play(state, network: str, z: int, attacker_blocks: int, amount: int, say: N
         merchant_balance_after=balance_after, fork_height=fork, merchant_branch=branches["merchant"],
         attacker_branch=branches["attacker"], winner=winner, orphaned_blocks=orphaned, reorg_depth=reorg_depth,
         final_tip=final_tip, final_height=final_height, heal_seconds=heal_seconds,
-        seconds=time.monotonic() - began)
+        seconds=time.monotonic() - began, check=report.summary(), check_ok=report.ok)
+
+
+def _record(history: str, op: int, who: str, sent, payee: str, amount: int, invoked: float | None = None,
+            accepted: dict | None = None) -> None:
+    """A payment in the client history: its invocation, or (``accepted``) the merchant's
+    acceptance with the confirmations it saw."""
+    value = {"txid": sent.txid, "coins": [f"{c.txid}:{c.vout}" for c in sent.selection.coins], "payee": payee,
+             "amount": amount, "node": who}
+    with HistoryWriter(history) as writer:
+        if accepted is None:
+            writer.write({"type": "invoke", "op": op, "process": who, "f": "pay", "value": value, "time": invoked})
+        else:
+            writer.write({"type": "ok", "op": op, "process": who, "f": "pay", "value": value, "node": who,
+                          "confirmations": accepted["confirmations"], "height": accepted.get("block_height"),
+                          "block": accepted.get("block_hash")})
 
 
 def _coins(result) -> str:

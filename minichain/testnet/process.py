@@ -26,6 +26,11 @@ import minichain
 
 READY = re.compile(r"minichain node ready network=(\S+) p2p=([\w.:\[\]-]+):(\d+) api=(?:([\w.\[\]-]+):(\d+)|off)"
                    r" height=(\d+) pid=(\d+)")
+# A consensus replica's line (``python -m minichain.replica``, see replica/__main__.py).
+READY_REPLICA = re.compile(r"minichain replica ready engine=(\S+) node=(\d+) p2p=([\w.:\[\]-]+):(\d+) "
+                           r"api=([\w.\[\]-]+):(\d+) recovered=(\d) pid=(\d+)")
+# What each kind of process runs: ``python -P -m MODULE [ARGS...]``.
+PROGRAMS = {"node": ["minichain", "node"], "replica": ["minichain.replica"]}
 
 
 class StartError(Exception):
@@ -52,20 +57,21 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def spawn(args: list[str], log_path: str) -> tuple[subprocess.Popen, int]:
-    """Start ``minichain node ARGS`` detached; returns the process and the log offset
-    where its output begins."""
+def spawn(args: list[str], log_path: str, program: str = "node") -> tuple[subprocess.Popen, int]:
+    """Start ``minichain node ARGS`` (or, with ``program="replica"``, ``python -m
+    minichain.replica ARGS``) detached; returns the process and the log offset where its
+    output begins."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "ab") as log:
         offset = log.tell()
-        header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} minichain testnet: starting node {' '.join(args)}\n"
+        header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} minichain testnet: starting {program} {' '.join(args)}\n"
         log.write(header.encode())
         log.flush()
         offset += len(header.encode())
         # -P: do not put the current directory first on sys.path. Run from a source
         # checkout after `pip install .`, plain -m would import the checkout's sources,
         # which lack the compiled kernel the installed package has, and mine ~25x slower.
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "minichain", "node", *args], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-P", "-m", *PROGRAMS[program], *args], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True,
                                 close_fds=True)
     return proc, offset
@@ -80,7 +86,11 @@ def read_ready(log_path: str, offset: int) -> Ready | None:
         return None
     match = READY.search(text)
     if match is None:
-        return None
+        replica = READY_REPLICA.search(text)
+        if replica is None:
+            return None
+        return Ready(pid=int(replica.group(8)), p2p_port=int(replica.group(4)), api_port=int(replica.group(6)),
+                     height=0)
     return Ready(pid=int(match.group(7)), p2p_port=int(match.group(3)),
                  api_port=int(match.group(5) or 0), height=int(match.group(6)))
 
@@ -169,6 +179,7 @@ def stop_all(nodes: list[tuple[int, str]], timeout: float = 20.0) -> tuple[list[
     SIGKILL the rest. Returns (stopped cleanly, killed) pids."""
     live = [(pid, d) for pid, d in nodes if alive(pid, d)]
     for pid, _ in live:
+        signal_node(pid, signal.SIGCONT)   # a paused process (testnet nemesis) must run to exit
         signal_node(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     waiting = list(live)

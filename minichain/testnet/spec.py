@@ -16,6 +16,11 @@ in ``testnet/`` at the top of the repository) may hold::
 
 A node object: ``{"name": "merchant", "mine": true, "share": 30}`` (all keys optional).
 An option given on the command line wins over the file.
+
+A network of consensus replicas (``--engine pbft|tendermint|raft|paxos|dls|dls-byz``) is
+built by :func:`build_replicas`: ``n`` replicas, every pair linked, of which the
+``byzantine`` lowest-numbered run a Byzantine ``behaviour`` (as in the simulator's
+scenarios, so the first leader/primary/proposer is among them).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from minichain.testnet.topology import (TOPOLOGIES, MinerPlan, TopologyError, ch
                                         parse_shares, plan_miners)
 
 NETWORKS = ("testnet", "regtest")
+ENGINES = ("nakamoto", "pbft", "tendermint", "raft", "paxos", "dls", "dls-byz")
+DEFAULT_BEHAVIOUR = "equivocate"
 MAX_NODES = 64
 KNOWN_KEYS = {"network", "nodes", "topology", "links", "seed", "degree", "miners", "hashrate_share", "threads",
               "base_port", "description"}
@@ -51,6 +58,8 @@ class NetworkSpec:
     source: str | None = None         # the description file, if any
     description: str = ""
     extra_args: list[str] = field(default_factory=list)  # passed to every node (tests: --log-level debug)
+    engine: str = "nakamoto"
+    byzantine: dict[int, str] = field(default_factory=dict)   # replica -> Byzantine behaviour
 
     @property
     def size(self) -> int:
@@ -214,3 +223,30 @@ def build(*, nodes: int | None = None, miners: int | None = None, shares: str | 
 
     return NetworkSpec(network=net, names=names, topology=shape, links=edges, miners=plans, seed=seed_v,
                        base_port=port, source=config, description=str(data.get("description", "")))
+
+
+def build_replicas(engine: str, *, nodes: int | None = None, byzantine: int = 0, behaviour: str | None = None,
+                   base_port: int | None = None, seed: int | None = None) -> NetworkSpec:
+    """A network of ``nodes`` replicas of a consensus engine, every pair linked."""
+    from minichain.sim.engines import load_registry
+
+    registry = load_registry()
+    if engine not in registry:
+        raise SpecError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    spec = registry[engine]
+    n = nodes if nodes is not None else 4
+    _int(n, "the number of replicas", 1, MAX_NODES)
+    _int(byzantine, "--byzantine", 0, n)
+    if behaviour is not None and not byzantine:
+        raise SpecError("--behaviour needs --byzantine K (how many replicas behave so)")
+    behaviour = behaviour or DEFAULT_BEHAVIOUR
+    if byzantine and behaviour not in spec.behaviours:
+        raise SpecError(f"{engine} has no behaviour {behaviour!r}; it has: {', '.join(spec.behaviours)}")
+    port = base_port or 0
+    _int(port, "base port", 0, 65535 - 2 * n)
+    if port and port < 1024:
+        raise SpecError(f"base port {port} is a privileged port; use 0 (free ports) or 1024 and up")
+    seed_v = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+    return NetworkSpec(network="testnet", names=[f"node{i}" for i in range(n)], topology="full",
+                       links=links("full", n), miners=[], seed=seed_v, base_port=port, engine=engine,
+                       byzantine={i: behaviour for i in range(byzantine)})

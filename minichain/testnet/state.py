@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 STATE_FILE = "testnet.json"
+HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
 FORMAT = "minichain-testnet"
 VERSION = 1
@@ -46,6 +47,12 @@ class NodeRecord:
     share: float | None = None       # of the network's hash power; None: not a miner
     threads: int = 1
     duty: float = 1.0
+    behaviour: str | None = None     # a consensus replica's Byzantine behaviour; None: honest
+    keys: str | None = None          # a consensus replica's link-key file
+
+    @property
+    def honest(self) -> bool:
+        return self.behaviour is None
 
     @property
     def p2p(self) -> str:
@@ -77,6 +84,17 @@ class TestnetState:
     running: bool = True
     started: float = field(default_factory=time.time)
     partition: list[list[int]] | None = None
+    engine: str = "nakamoto"         # or a consensus engine run by replicas: pbft, tendermint, raft, ...
+
+    @property
+    def replicas(self) -> bool:
+        """True for a network of consensus replicas, False for Nakamoto nodes."""
+        return self.engine != "nakamoto"
+
+    @property
+    def history(self) -> str:
+        """The client history ``testnet workload`` and ``testnet nemesis`` append to."""
+        return os.path.join(self.directory, HISTORY_FILE)
 
     @property
     def path(self) -> str:
@@ -108,7 +126,8 @@ class TestnetState:
             return cls(directory=directory, network=data["network"], topology=data["topology"],
                        links=[(int(a), int(b)) for a, b in data["links"]], nodes=nodes,
                        seed=int(data.get("seed", 0)), running=bool(data["running"]),
-                       started=float(data.get("started", 0)), partition=data.get("partition"))
+                       started=float(data.get("started", 0)), partition=data.get("partition"),
+                       engine=str(data.get("engine", "nakamoto")))
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{os.path.join(directory, STATE_FILE)} is damaged ({type(exc).__name__}: {exc}); "
                              "stop any nodes by hand and delete the directory") from None
