@@ -564,3 +564,23 @@ def test_memory_held_for_a_peer_goes_with_it(cb):
     h.protocol.disconnected("b", h.now)
     gc.collect()
     assert state() is None, "the protocol still holds the peer's state"
+
+
+def test_a_peer_that_keeps_starting_new_low_work_branches_is_banned(cb):
+    from minichain.node.protocol import LOW_WORK_MARGIN
+
+    h = ready(Harness(), "a", "spam")
+    synced(h, cb, LOW_WORK_MARGIN + m.MAX_HEADERS + 10)
+    before = len(h.tree.entries)
+    g = cb.genesis.header
+    out = []
+    for i in range(10):
+        branch = [_siblings(cb, g, 1, 10_000 * i)[0]]
+        while len(branch) < m.MAX_HEADERS:
+            branch.append(_siblings(cb, branch[-1], 1, 10_000 * i + len(branch))[0])
+        out += h.receive("spam", m.Headers(branch))
+        if disconnected(out):
+            break
+    # The first branch is held (it might go on), each new one abandons the last: +20 each.
+    assert [r.reason for r in reports(out)] == [Misbehavior.LOW_WORK_HEADERS] * 5 and reports(out)[-1].banned
+    assert len(h.tree.entries) == before

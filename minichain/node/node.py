@@ -38,7 +38,7 @@ from minichain.node import messages as m
 from minichain.node.backend import NodeChain
 from minichain.node.index import ChainIndex
 from minichain.node.listener import FD_RESERVE, ConnectionGuard, quiet_accept_errors, raise_fd_limit
-from minichain.node.peer import Peer
+from minichain.node.peer import DRAIN_TIMEOUT, Peer
 from minichain.node.protocol import (
     DEFAULT_BAN_SECONDS,
     Dial,
@@ -99,6 +99,7 @@ class NodeConfig:
     ping_interval: float = 30.0    # WebSocket heartbeat: a peer that misses a pong is dropped (not banned)
     idle_timeout: float = 30.0     # a connection that completes no request in this long is closed
     max_api_connections: int = 64
+    drain_timeout: float = DRAIN_TIMEOUT   # a peer over its send budget this long is dropped
 
 
 class Node:
@@ -385,7 +386,7 @@ class Node:
         ws = peer.ws
         protocol = self.protocol
         while not peer.closed:
-            if peer.paused and not await peer.wait_drained():
+            if peer.paused and not await peer.wait_drained(self.config.drain_timeout):
                 # Bitcoin Core stops reading a peer whose send buffer is full (fPauseSend);
                 # one that does not read what it asked for is dropped, not banned.
                 log.info("peer %s does not drain its send queue (%d bytes); dropping it", peer.name, peer.queued_bytes)

@@ -920,13 +920,20 @@ class PeerProtocol:
             buffered = state.low_work
             if parent is None and buffered and buffered[-1].hash == first.prev_hash:
                 base_work = state.low_work_work          # more of a branch we hold for this peer
-            elif parent is not None:
-                buffered = state.low_work = None
-                base_work = parent.chainwork
             else:
-                buffered = state.low_work = None
-                self._unconnecting(state, first.hash, now, out)
-                return
+                if buffered:
+                    # It left the low-work branch it was sending us for another: an honest
+                    # peer answers our getheaders with the rest of the branch.
+                    state.low_work = None
+                    self._misbehave(state, Misbehavior.LOW_WORK_HEADERS,
+                                    f"abandoned a branch of {len(buffered)} headers with too little work", now, out)
+                    if state.closed:
+                        return
+                buffered = None
+                if parent is None:
+                    self._unconnecting(state, first.hash, now, out)
+                    return
+                base_work = parent.chainwork
             last = entries.get(headers[-1].hash)
             if last is None or last.status in _FAILED:
                 work = base_work
