@@ -49,6 +49,13 @@ class InProcessNode:
             hashes.append(block.hash)
         return hashes
 
+    def deliver(self, blocks) -> None:
+        """Hand ready-made blocks to the node, as if a peer had sent them."""
+        def all_of_them():
+            for block in blocks:
+                assert self.node.process_block(block).status.value == "connected"
+        self.call(all_of_them)
+
     def mine(self, count: int, address: str) -> list[str]:
         pkh = decode_address(address, self.params.address_version)
         return [h[::-1].hex() for h in self.call(lambda: self._mine(count, pkh))]

@@ -349,3 +349,31 @@ def test_a_node_that_goes_away_before_the_submit_is_unreachable_not_a_refusal(cl
     monkeypatch.setattr(NodeClient, "submit_tx", gone)
     err = cli("wallet", "send", "--wallet", alice, OUTSIDER, "1", code=3).stderr
     assert "cannot reach the node" in err and "refused the transaction" not in err
+
+
+def test_balance_utxos_and_history_of_an_address_with_ten_thousand_entries(cli, node, big_address):
+    """The wallet pages through the node's lists: every coin and every entry, and the
+    balance the chain builder computed on its own."""
+    node.deliver(big_address.blocks)
+    w = big_address.wallet_path
+    tip = big_address.height
+    mature = [(v, h, cb) for v, h, cb in big_address.coins.values() if not cb or tip + 1 - h >= MATURITY]
+    assert big_address.history > 10_000 and len(big_address.coins) > 3 * 1000  # more than three pages
+
+    bal = json.loads(cli("wallet", "balance", "--wallet", w, "--json").stdout)
+    assert bal["confirmed"] == sum(v for v, _, _ in mature) == bal["spendable"]
+    assert bal["immature"] == big_address.balance - bal["confirmed"] > 0
+    assert bal["height"] == tip and bal["unconfirmed"] == 0
+
+    utxos = json.loads(cli("wallet", "utxos", "--wallet", w, "--json").stdout)
+    assert {(u["txid"], u["vout"]): (u["value"], u["height"], u["coinbase"]) for u in utxos} == {
+        (op.txid[::-1].hex(), op.index): coin for op, coin in big_address.coins.items()}
+    assert len(utxos) == len(big_address.coins)
+
+    history = json.loads(cli("wallet", "history", "--wallet", w, "--limit", "20000", "--json").stdout)
+    assert len(history) == len({h["txid"] for h in history}) == big_address.history
+    assert sum(h["delta"] for h in history) == big_address.balance
+    newest = json.loads(cli("wallet", "history", "--wallet", w, "--limit", "5", "--json").stdout)
+    assert newest == history[:5] and all(h["height"] == tip for h in newest)
+    table = cli("wallet", "history", "--wallet", w, "--limit", "5").stdout
+    assert "the newest 5 transactions" in table

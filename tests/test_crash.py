@@ -7,16 +7,17 @@ branches spend the same trunk coins (double spends undone and redone all the tim
 
 The child reports ``BEGIN tip`` before and ``DONE tip`` after each batch that moves
 the tip (see tests/crash_child.py). After each kill the parent reopens the store and
-checks that ``verify`` passes (the UTXO set and undo data are exactly what the stored
-blocks of the active chain give) and that the stored tip is the last tip reported DONE
+checks that ``verify`` passes (the UTXO set, the undo data and the transaction and address
+indexes are exactly what the stored blocks of the active chain give: the indexes are
+compared with a full rebuild) and that the stored tip is the last tip reported DONE
 -- or the tip of the batch announced by a final BEGIN, whose commit may have completed
 just before the kill. That is stricter than "one of the tips reported": the store may
 not fall back to an older tip either. Then a new child resumes on the same directory.
 
 Half the runs fsync every batch (``sync=True``), which makes the commit take long
 enough that many kills land between BEGIN and DONE. When the kills are done, a last
-child runs to the end and the store must hold exactly the tip and UTXO set that an
-uninterrupted in-memory run gives.
+child runs to the end and the store must hold exactly the tip, UTXO set and index rows
+that an uninterrupted in-memory run gives.
 
 Seeded: set MINICHAIN_CRASH_SEED to replay a run; the seed is printed. (Kill timing
 is wall-clock, so a replay repeats the workload and delays, not every kill instant.)
@@ -34,6 +35,7 @@ import time
 import pytest
 
 from minichain import params
+from minichain.chainstate.index import SPACES
 from minichain.store import MemoryStore
 from minichain.chainstate import ChainState
 from minichain.store.leveldb import LevelDBStore
@@ -96,7 +98,11 @@ def check_store(datadir):
         state = ChainState(store, P)
         report = state.verify()
         assert report.ok, str(report)
-        return state.tip.hash, dict(store.iter_coins())
+        return state.tip.hash, dict(store.iter_coins()), index_rows(store)
+
+
+def index_rows(store):
+    return {space: dict(store.iter_entries(space)) for space in SPACES}
 
 
 @pytest.mark.slow
@@ -113,7 +119,7 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_the_chain(tmp_path):
     reference = ChainState(MemoryStore(), P)
     for blk in blocks:
         reference.accept_block(blk, NOW)
-    expected_tip, expected_coins = reference.tip.hash, dict(reference.store.iter_coins())
+    expected = reference.tip.hash, dict(reference.store.iter_coins()), index_rows(reference.store)
 
     kills = mid_commit = episodes = finished_runs = 0
     deadline = time.monotonic() + 50
@@ -160,7 +166,7 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_the_chain(tmp_path):
             f"seed {seed}: after the kill the tip is {tip and tip.hex()}, allowed {[a and a.hex() for a in allowed]}"
         )
         if tip is not None:
-            check_tip, _ = check_store(datadir)  # verify(): UTXO set and undo data recomputed
+            check_tip, _, _ = check_store(datadir)  # verify(): UTXO set, undo data and indexes recomputed
             assert check_tip == tip
         last_tip = tip
         kills += killed
@@ -173,11 +179,11 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_the_chain(tmp_path):
             datadir, last_tip = str(tmp_path / f"node{episodes}"), None
         if not start_run(kill=True):
             finished_runs += 1  # the workload finished before the kill: start afresh
-            assert check_store(datadir) == (expected_tip, expected_coins), f"seed {seed}"
+            assert check_store(datadir) == expected, f"seed {seed}"
             datadir = None
     if datadir is not None:
         assert not start_run(kill=False)
         finished_runs += 1
-        assert check_store(datadir) == (expected_tip, expected_coins), f"seed {seed}"
+        assert check_store(datadir) == expected, f"seed {seed}"
     print(f"{kills} kills ({mid_commit} between BEGIN and DONE), {episodes} episodes, {finished_runs} runs to the end")
     assert kills >= MIN_KILLS

@@ -22,6 +22,7 @@ from minichain import params
 from minichain.explorer import allowed_origin, events, url_for
 from minichain.explorer.tree import tree_window
 from minichain.node.api import make_api
+from minichain.node.view import NodeControl
 from minichain.node.node import Node, NodeConfig
 from minichain.chainstate import BlockStatus
 from tests.chainbuilder import NOW, ChainBuilder
@@ -31,11 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 STATIC = importlib.resources.files("minichain.explorer").joinpath("static")
 
 
-def run(coro_fn, tmp_path):
-    """Run ``coro_fn(node, client)`` against a fresh in-memory regtest node's API."""
+def run(coro_fn, tmp_path, blocks=()):
+    """Run ``coro_fn(node, client)`` against a fresh in-memory regtest node's API, the node
+    holding ``blocks`` (each must connect)."""
     async def main():
         node = Node(NodeConfig(params=P, datadir=str(tmp_path), store="memory", discover=False))
-        client = TestClient(TestServer(make_api(node)))
+        for block in blocks:
+            assert node.process_block(block).status is BlockStatus.CONNECTED
+        client = TestClient(TestServer(make_api(node.view(), NodeControl(node))))
         await client.start_server()
         try:
             return await coro_fn(node, client)

@@ -204,3 +204,23 @@ def test_coinbase_and_duplicates_are_refused(chain):
     with pytest.raises(MempoolError) as exc:
         pool.add(tx, chain, HEIGHT)
     assert exc.value.reason == "txn-already-in-mempool"
+
+
+def test_touching_lists_what_pays_or_spends_an_address_newest_first_and_forgets_removed_ones(chain):
+    carol = PrivateKey.from_bytes(bytes(31) + b"\x03")
+    pool = Mempool(P)
+    c1, c2 = chain.fund(ALICE, 1000, n=2)
+    to_bob = spend(ALICE, [c1], [900])
+    to_carol = spend(ALICE, [c2], [900], to=carol)
+    bob_spends = spend(BOB, [OutPoint(to_bob.txid, 0)], [800], to=carol)
+    for tx in (to_bob, to_carol, bob_spends):
+        pool.add(tx, chain, HEIGHT)
+    pkh = lambda key: key.public_key.hash160()  # noqa: E731
+    assert [e.txid for e in pool.touching(pkh(ALICE))] == [to_carol.txid, to_bob.txid]
+    assert [e.txid for e in pool.touching(pkh(BOB))] == [bob_spends.txid, to_bob.txid]
+    assert [e.txid for e in pool.touching(pkh(carol))] == [bob_spends.txid, to_carol.txid]
+    pool.remove_for_block([to_bob])  # mined: bob's spend stays, spending a confirmed coin now
+    assert [e.txid for e in pool.touching(pkh(BOB))] == [bob_spends.txid]
+    pool.remove(to_carol.txid)
+    assert [e.txid for e in pool.touching(pkh(ALICE))] == []
+    assert pool._by_address.keys() == {pkh(BOB), pkh(carol)}  # no empty lists left behind

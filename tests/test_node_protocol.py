@@ -367,6 +367,25 @@ def test_a_transaction_is_fetched_admitted_and_announced_to_the_others(cb):
     assert sends(out, "b", m.NotFound)[0].items == [(m.INV_TX, b"\x01" * 32)]
 
 
+def test_a_long_sync_asks_within_a_window_of_the_last_common_block(cb):
+    from minichain.node.protocol import BLOCK_DOWNLOAD_WINDOW
+
+    h = ready(Harness(ProtocolConfig(discover=False, max_in_flight=5000)), "a")
+    blocks = cb.chain(None, BLOCK_DOWNLOAD_WINDOW + 200)
+    out = h.receive("a", m.Headers([b.header for b in blocks]))
+    # One getdata holds at most MAX_INV_ITEMS; the next round fills the window, no further:
+    # blocks 1..1024 (the last block both have is genesis).
+    assert requested(out, "a") == [b.hash for b in blocks[:m.MAX_INV_ITEMS]]
+    assert requested(h.tick(1.0), "a") == [b.hash for b in blocks[m.MAX_INV_ITEMS:BLOCK_DOWNLOAD_WINDOW]]
+    assert requested(h.tick(1.0), "a") == []
+    # As the first blocks arrive and connect, the window slides and the rest is asked for.
+    later = []
+    for b in blocks[:300]:
+        later += h.receive("a", m.BlockMessage(b))
+    assert h.tree.tip.hash == blocks[299].hash
+    assert requested(later, "a") == [b.hash for b in blocks[BLOCK_DOWNLOAD_WINDOW:]]
+
+
 # -- budgets, floods and penalties (the table in protocol.py's docstring) ------------------------
 
 

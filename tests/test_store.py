@@ -5,6 +5,8 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from minichain import params
 from minichain.core.chain import Status
@@ -174,3 +176,82 @@ def test_a_path_that_is_not_a_directory_is_a_store_error(tmp_path):
     f.write_text("x")
     with pytest.raises(StoreError):
         LevelDBStore(f)
+
+
+# ------------------------------------------------------------------ index key spaces
+
+
+def model_range(model, prefix, start, stop, reverse):
+    keys = sorted(k for k in model if k.startswith(prefix) and (start is None or k >= start)
+                  and (stop is None or k < stop))
+    return [(k, model[k]) for k in (reversed(keys) if reverse else keys)]
+
+
+short_keys = st.binary(min_size=0, max_size=3).map(lambda b: b.replace(b"\x00", b"\xff") if len(b) == 3 else b)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.booleans(), short_keys, st.binary(max_size=4)), max_size=40),
+       prefix=st.binary(max_size=2), start=st.none() | short_keys, stop=st.none() | short_keys,
+       reverse=st.booleans())
+def test_key_spaces_scan_exactly_the_keys_a_sorted_map_would(tmp_path_factory, ops, prefix, start, stop, reverse):
+    """Puts and deletes in two batches, then a range scan, against a dict as the model;
+    keys full of 0xff bytes test the end of a prefix range."""
+    for kind in ("memory", "leveldb"):
+        store = MemoryStore() if kind == "memory" else LevelDBStore(tmp_path_factory.mktemp("spaces") / "db")
+        model = {}
+        half = len(ops) // 2
+        for part in (ops[:half], ops[half:]):
+            b = StoreBatch()
+            for put, key, value in part:
+                if put:
+                    b.put_entry("history", key, value)
+                    model[key] = value
+                else:
+                    b.delete_entry("history", key)
+                    model.pop(key, None)
+            store.write(b)
+        got = list(store.iter_entries("history", prefix, start=start, stop=stop, reverse=reverse))
+        assert got == model_range(model, prefix, start, stop, reverse), kind
+        assert list(store.iter_entries("outputs")) == []  # spaces are separate
+        for _, key, _ in ops:
+            assert store.get_entry("history", key) == model.get(key)
+        store.close()
+
+
+def test_key_spaces_survive_reopening_and_stay_apart_from_coins(backend):
+    s = backend.open()
+    b = StoreBatch()
+    b.put_entry("tx", b"\x01" * 32, b"where")
+    b.put_entry("totals", b"\x01" * 32, b"other space, same key")
+    b.put_coin(op(1), coin(1))
+    s.write(b)
+    s = backend.reopen(s)
+    assert s.get_entry("tx", b"\x01" * 32) == b"where"
+    assert s.get_entry("totals", b"\x01" * 32) == b"other space, same key"
+    assert list(s.iter_entries("tx")) == [(b"\x01" * 32, b"where")]
+    assert dict(s.iter_coins()) == {op(1): coin(1)}
+    with pytest.raises(ValueError, match="unknown key space"):
+        StoreBatch().put_entry("nonsense", b"k", b"v")
+    with pytest.raises(ValueError, match="unknown key space"):
+        s.get_entry("nonsense", b"k")
+    s.close()
+
+
+def test_a_scan_reads_a_snapshot_while_the_store_is_written(backend):
+    """A handler that pages through a range between other work sees one consistent view."""
+    s = backend.open()
+    b = StoreBatch()
+    for i in range(10):
+        b.put_entry("history", bytes([i]), b"v")
+    s.write(b)
+    it = s.iter_entries("history")
+    first = next(it)
+    b = StoreBatch()
+    for i in range(10):
+        b.delete_entry("history", bytes([i]))
+    b.put_entry("history", b"\x05\x00", b"new")
+    s.write(b)
+    assert [first] + list(it) == [(bytes([i]), b"v") for i in range(10)]
+    assert list(s.iter_entries("history")) == [(b"\x05\x00", b"new")]
+    s.close()

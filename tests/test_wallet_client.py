@@ -119,3 +119,16 @@ def test_read_cookie(tmp_path):
     assert read_cookie(str(tmp_path)) is None
     (tmp_path / ".cookie").write_text("abc\n")
     assert read_cookie(str(tmp_path)) == "abc"
+
+
+def test_iterating_a_list_follows_the_cursors_to_the_last_page(server):
+    url, routes = server
+    routes["/api/address/A/history"] = (200, b'{"history": [1, 2], "next": "c00ff", "tip": "t1"}')
+    routes["/api/address/A/history?after=c00ff"] = (200, b'{"history": [3], "next": "m7", "tip": "t1"}')
+    routes["/api/address/A/history?after=m7"] = (200, b'{"history": [], "next": null, "tip": "t2"}')
+    got = list(NodeClient(url).iter_address_history("A"))
+    assert [item for item, _ in got] == [1, 2, 3] and [page["tip"] for _, page in got] == ["t1", "t1", "t1"]
+    routes["/api/address/A/utxos?after=x"] = (200, b'{"utxos": [9], "next": null}')
+    assert [item for item, _ in NodeClient(url).iter_address_utxos("A", after="x")] == [9]
+    routes["/api/blocks?limit=5&after=100"] = (200, b'[{"height": 99}]')
+    assert NodeClient(url).blocks(5, after=100) == [{"height": 99}]

@@ -21,6 +21,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from minichain.core.hashing import hash160
 from minichain.core.sigcache import SignatureChecker
 from minichain.core.tx import OutPoint, Transaction
 from minichain.core.validation import (
@@ -101,6 +102,7 @@ class Mempool:
         self.checker = checker or SignatureChecker()
         self._entries: dict[bytes, Entry] = {}
         self._spent_by: dict[OutPoint, bytes] = {}
+        self._by_address: dict[bytes, dict[bytes, None]] = {}  # pubkey hash -> txids paying or spending it
         self._bytes = 0
         self._sequence = 0
 
@@ -122,6 +124,21 @@ class Mempool:
     def entries(self) -> list[Entry]:
         """All entries, best fee rate first."""
         return sorted(self._entries.values(), key=lambda e: (-e.fee_rate, e.sequence))
+
+    def snapshot(self) -> list[Entry]:
+        """All entries in no particular order: cheaper than :meth:`entries` for a caller
+        that picks a few (a page) itself."""
+        return list(self._entries.values())
+
+    def touching(self, pubkey_hash: bytes) -> list[Entry]:
+        """Entries that pay ``pubkey_hash`` or spend its coins, newest first."""
+        entries = [self._entries[t] for t in self._by_address.get(pubkey_hash, ())]
+        return sorted(entries, key=lambda e: -e.sequence)
+
+    @staticmethod
+    def _addresses(tx: Transaction) -> set[bytes]:
+        # An admitted input's public key hashes to the address of the coin it spends.
+        return {o.pubkey_hash for o in tx.outputs} | {hash160(i.pubkey) for i in tx.inputs}
 
     def spender(self, outpoint: OutPoint) -> bytes | None:
         """The txid of the pool transaction spending ``outpoint``, if any."""
@@ -178,6 +195,8 @@ class Mempool:
                 parent.children.add(txid)
         self._entries[txid] = entry
         self._bytes += entry.size
+        for pkh in self._addresses(entry.tx):
+            self._by_address.setdefault(pkh, {})[txid] = None
 
     def _trim(self) -> set[bytes]:
         """Evict the lowest fee rates (with their descendants) until the pool fits."""
@@ -196,6 +215,12 @@ class Mempool:
     def _remove_one(self, txid: bytes) -> Entry:
         entry = self._entries.pop(txid)
         self._bytes -= entry.size
+        for pkh in self._addresses(entry.tx):
+            txids = self._by_address.get(pkh)
+            if txids is not None:
+                txids.pop(txid, None)
+                if not txids:
+                    del self._by_address[pkh]
         for txin in entry.tx.inputs:
             if self._spent_by.get(txin.prevout) == txid:
                 del self._spent_by[txin.prevout]

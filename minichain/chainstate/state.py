@@ -15,8 +15,9 @@ Bitcoin Core's validation.cpp:
   loop goes on to the best chain that is left -- usually the one we came from.
 
 Each connect and each disconnect is one atomic store batch (UTXO changes, undo data,
-index status, tip pointer), so a crash leaves the store at some block boundary with a
-UTXO set that is exactly its tip's; reopening it and calling ``activate_best_chain``
+index status, tip pointer, and the transaction and address indexes of ``index.py``), so
+a crash leaves the store at some block boundary with a UTXO set and indexes that are
+exactly its tip's; reopening it and calling ``activate_best_chain``
 finishes an interrupted reorganisation. Everything a call decided is written before the
 call returns its result (raft's Ready: persist, then speak).
 
@@ -25,6 +26,11 @@ What it does leave behind, as in Bitcoin Core, is a memory of its header marked 
 (when its proof of work was good and its transactions matched its Merkle root), so
 that it and its descendants are refused at once next time.
 
+The store carries a format tag (``STORE_FORMAT``). Format 1 had no transaction or address
+indexes; opening such a store upgrades it once, in one batch, building the indexes from
+the active chain's blocks and undo data (logged as a warning, with its duration). A
+store of an unknown format is refused with a message that says so.
+
 Simplifications: no pruning, no assumevalid, no header-only sync logic beyond storing
 headers; a block's bytes are stored as they arrive even if it is never connected.
 """
@@ -32,7 +38,11 @@ headers; a block's bytes are stored as they arrive even if it is never connected
 from __future__ import annotations
 
 import enum
+import logging
+import time
 from dataclasses import dataclass, field
+
+from minichain.chainstate.index import ChainIndex, rebuild
 from minichain.core.block import Block, BlockHeader
 from minichain.core.chain import BlockTree, IndexEntry, Status, activate_best_chain
 from minichain.core.genesis import genesis_block
@@ -56,7 +66,10 @@ from minichain.core.validation import (
 from minichain.params import Params
 from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreMismatchError
 
-STORE_FORMAT = b"minichain-store-1"
+log = logging.getLogger("minichain.chainstate")
+
+STORE_FORMAT = b"minichain-store-2"   # 2: the transaction and address indexes (index.py)
+UPGRADABLE = {b"minichain-store-1"}   # formats opened by building what they lack, once
 RECENT_BLOCKS = 64  # blocks kept decoded in memory, so a block just received is not re-read
 
 
@@ -173,6 +186,7 @@ class ChainState:
         sigcache: SignatureCache | None = None,
         checker: SignatureChecker | None = None,
         max_orphans: int = DEFAULT_MAX_ORPHANS,
+        reindex: bool = False,
     ) -> None:
         if sigcache is not None and checker is not None:
             raise ValueError("pass a sigcache or a checker (which has its own cache), not both")
@@ -184,12 +198,15 @@ class ChainState:
         self.orphans = OrphanPool(max_orphans)
         self._recent: dict[bytes, Block] = {}
         self._events: list[BlockEvent] = []  # side effects of the current call, for its result
-        tip = store.get_tip()
-        if tip is None:
+        self.index = ChainIndex(store)
+        if store.get_tip() is None:
             self._initialise()
-        else:
-            self._check_network()
+        fmt = self._check_network()
         self.tree = self._load_tree()
+        if reindex:
+            self.reindex()
+        elif fmt != STORE_FORMAT:
+            self._upgrade(fmt)
 
     # -- opening
 
@@ -202,18 +219,44 @@ class ChainState:
         batch.put_block(g.hash, g.serialize())
         batch.put_index(g.hash, IndexRow(g.header, Status.VALID, True, 0))
         batch.set_tip(g.hash)  # the genesis coinbase never enters the UTXO set (as in Bitcoin)
+        self.index.add_genesis(batch, g)
         self.store.write(batch)
 
-    def _check_network(self) -> None:
+    def _check_network(self) -> bytes | None:
         fmt = self.store.get_meta("format")
-        if fmt != STORE_FORMAT:
-            raise StoreMismatchError(f"store format {fmt!r}, expected {STORE_FORMAT!r}")
+        if fmt != STORE_FORMAT and fmt not in UPGRADABLE:
+            raise StoreMismatchError(
+                f"store format {fmt!r} is not one this version of minichain reads ({STORE_FORMAT!r}, or an "
+                f"older format it upgrades: {', '.join(repr(f) for f in sorted(UPGRADABLE))})"
+            )
         genesis = self.store.get_meta("genesis")
         if genesis != self.genesis.hash:
             network = (self.store.get_meta("network") or b"?").decode(errors="replace")
             raise StoreMismatchError(
                 f"this data directory holds network {network!r}, not {self.params.name!r} (genesis differs)"
             )
+        return fmt
+
+    def _upgrade(self, fmt: bytes | None) -> None:
+        """Bring an older store to ``STORE_FORMAT`` in one batch (a crash part-way leaves
+        the old format, and the next start does it again)."""
+        active = self.tree.active
+        log.warning("upgrading the store from format %r to %r: building the transaction and address indexes "
+                    "from the %d blocks of the active chain (once)", fmt, STORE_FORMAT, len(active))
+        began = time.monotonic()
+
+        def blocks():
+            for entry in active[1:]:
+                raw = self.store.get_undo(entry.hash)
+                if raw is None:
+                    raise CorruptionError(f"no undo data for active block {entry.hash[::-1].hex()}; "
+                                          "the store needs a reindex (minichain node --reindex)")
+                yield self._load_block(entry), entry.height, deserialize_undo(raw)
+
+        batch = rebuild(self.genesis, blocks()).batch(self.store)
+        batch.put_meta("format", STORE_FORMAT)
+        self.store.write(batch)
+        log.warning("store upgraded to format %r in %.1f s", STORE_FORMAT, time.monotonic() - began)
 
     def _load_tree(self) -> BlockTree:
         tree = BlockTree(self.genesis.header, self.params)
@@ -461,6 +504,7 @@ class ChainState:
         batch.put_undo(entry.hash, serialize_undo(undo))
         batch.put_index(entry.hash, IndexRow(entry.header, Status.VALID, True, entry.sequence))
         batch.set_tip(entry.hash)
+        self.index.connect(batch, block, entry.height, undo)
         self.store.write(batch)
         act.connected.append(block)
 
@@ -472,12 +516,14 @@ class ChainState:
         raw = self.store.get_undo(entry.hash)
         if raw is None:
             raise CorruptionError(f"no undo data for active block {entry.hash[::-1].hex()}")
+        undo = deserialize_undo(raw)
         view = CoinsCache(self.store)
-        disconnect_block(block, deserialize_undo(raw), view)
+        disconnect_block(block, undo, view)
         batch = StoreBatch()
         _apply(view, batch)
         batch.delete_undo(entry.hash)
         batch.set_tip(entry.parent.hash)
+        self.index.disconnect(batch, block, entry.height, undo)
         self.store.write(batch)
         act.disconnected.append(block)
 
@@ -488,7 +534,8 @@ class ChainState:
 
         Also checks that the stored tip is the active tip, that every active block is
         stored and marked valid, that each one's undo data is what connecting it gives,
-        and that no other block has undo data. Reads everything; nothing is written.
+        that no other block has undo data, and that the transaction and address indexes
+        are exactly what a full rebuild gives. Reads everything; nothing is written.
         """
         problems: list[str] = []
         tree = self.tree
@@ -502,6 +549,7 @@ class ChainState:
             problem(f"stored tip {stored_tip and stored_tip[::-1].hex()} is not the active tip {tree.tip.hash[::-1].hex()}")
         coins: dict[OutPoint, Coin] = {}
         checker = SignatureChecker() if check_signatures else _NoSignatureChecker()
+        connected = []  # (block, height, undo) of the active chain, for the index rebuild
         blocks = 0
         for entry in tree.active[1:]:
             name = f"block {entry.height} {entry.hash[::-1].hex()[:16]}"
@@ -524,6 +572,7 @@ class ChainState:
                 break
             if self.store.get_undo(entry.hash) != serialize_undo(undo):
                 problem(f"{name}: stored undo data differs from the recomputed undo data")
+            connected.append((block, entry.height, undo))
             puts, deletes = view.changes()
             for outpoint in deletes:
                 del coins[outpoint]
@@ -540,15 +589,21 @@ class ChainState:
         stray = [h for h in self.store.iter_undo_hashes() if h not in active]
         if stray:
             problem(f"{len(stray)} blocks off the active chain still have undo data")
+        if blocks == len(tree.active) - 1:  # the indexes can be rebuilt only from a whole chain
+            for text in rebuild(self.genesis, connected).differences(self.store, max_problems):
+                problem(text)
         return VerifyReport(not problems, problems, blocks, len(coins))
 
     def reindex(self) -> Activation:
         """Rebuild the index, UTXO set and undo data from the stored blocks (Bitcoin: -reindex).
 
-        One batch resets everything to genesis (all coins and undo deleted, every
-        stored block's index row back to "header, data present"); then the best chain
-        is connected again with full validation, one batch per block as usual.
+        One batch resets everything to genesis (all coins, undo data and transaction and
+        address indexes deleted, every stored block's index row back to "header, data
+        present"); then the best chain is connected again with full validation, one batch
+        per block as usual, which writes the indexes as it goes.
         """
+        log.warning("reindexing: rebuilding the UTXO set, undo data and indexes from the stored blocks")
+        began = time.monotonic()
         rows = {row.header.hash: row for row in self.store.iter_index()}
         next_sequence = max((r.sequence for r in rows.values()), default=0) + 1
         batch = StoreBatch()
@@ -574,11 +629,16 @@ class ChainState:
             batch.delete_coin(outpoint)
         for block_hash in self.store.iter_undo_hashes():
             batch.delete_undo(block_hash)
+        rebuild(g, ()).batch(self.store, batch)  # the indexes of a chain of genesis alone
+        batch.put_meta("format", STORE_FORMAT)
         batch.set_tip(g.hash)
         self.store.write(batch)
         self._recent.clear()
         self.tree = self._load_tree()
-        return self.activate_best_chain()
+        act = self.activate_best_chain()
+        log.warning("reindexed %d blocks in %.1f s; tip at height %d", len(act.connected), time.monotonic() - began,
+                    self.height)
+        return act
 
     def close(self) -> None:
         self.store.close()

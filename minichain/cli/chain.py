@@ -242,7 +242,8 @@ def chain_mempool(node_url, network, as_json):
     if not pool["transactions"]:
         click.echo("the mempool is empty")
         return
-    _table(f"{pool['size']} transaction(s), {pool['bytes']} bytes",
+    shown = f", the best {len(pool['transactions'])} shown" if pool.get("next") else ""
+    _table(f"{pool['size']} transaction(s), {pool['bytes']} bytes{shown}",
            [("txid", False), ("fee", True), ("size", True), ("units/byte", True), ("waits for", True)],
            [[t["txid"], format_amount(t["fee"]), str(t["size"]), f"{t['fee_rate']:.2f}", str(len(t["depends"]))]
             for t in pool["transactions"]])

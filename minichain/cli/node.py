@@ -49,6 +49,8 @@ def _hostport(ctx, param, value):
 @click.option("--max-outbound", default=8, show_default=True, type=click.IntRange(0, 1000))
 @click.option("--ban-seconds", default=24 * 3600, show_default=True, type=click.IntRange(1), help="How long a misbehaving peer stays banned.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--reindex", is_flag=True,
+              help="First rebuild the UTXO set and the transaction and address indexes from the stored blocks.")
 @click.option("--ping-interval", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
               help="Seconds between WebSocket pings; a peer that misses a pong is dropped.")
 @click.option("--idle-timeout", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
@@ -56,7 +58,7 @@ def _hostport(ctx, param, value):
 @click.option("--drain-timeout", default=60.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
               help="Seconds a peer over its send budget has to drain it before it is dropped.")
 def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_address, threads, duty, store,
-         max_inbound, max_outbound, ban_seconds, log_level, ping_interval, idle_timeout, drain_timeout):
+         max_inbound, max_outbound, ban_seconds, log_level, reindex, ping_interval, idle_timeout, drain_timeout):
     """Run a node: sync with peers, relay blocks and transactions, serve the API, and mine
     if asked. Stops cleanly on Ctrl-C or SIGTERM.
 
@@ -70,6 +72,8 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
     from minichain.store.interface import StoreError
 
     params, datadir = resolve(network, datadir)
+    if reindex and store == "memory":
+        raise click.UsageError("--reindex rebuilds a data directory; a memory store has nothing to rebuild")
     if mine:
         if not mining_address:
             raise click.UsageError("--mine needs --address ADDRESS to pay the mined coins to")
@@ -88,11 +92,22 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
         drain_timeout=drain_timeout,
     )
     try:
+        if reindex:
+            _reindex(config)
         asyncio.run(_run(config))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot start the node: {exc}") from None
+
+
+def _reindex(config) -> None:
+    """Bitcoin's -reindex: everything but the blocks rebuilt from the blocks, then start."""
+    from minichain.chainstate import ChainState
+    from minichain.node.node import open_store
+
+    with open_store(config) as store:
+        ChainState(store, config.params, reindex=True)
 
 
 async def _run(config) -> None:

@@ -297,8 +297,8 @@ def wallet_history(wallet_path, datadir, network, node_url, limit, as_json):
     from minichain.wallet.wallet import history_json
 
     w = open_wallet(wallet_path, datadir, network, node_url)
-    snap = w.snapshot(1)
-    rows = history_json(snap.history[:limit])
+    snap = w.snapshot(1, history=limit)
+    rows = history_json(snap.history)
     if as_json:
         _echo_json(rows)
         return
@@ -307,7 +307,8 @@ def wallet_history(wallet_path, datadir, network, node_url, limit, as_json):
         return
     from rich.table import Table
 
-    table = Table(title=f"history at height {snap.height} ({len(snap.history)} transactions)")
+    count = f"{len(rows)} transactions" if snap.history_complete else f"the newest {len(rows)} transactions"
+    table = Table(title=f"history at height {snap.height} ({count})")
     table.add_column("txid")
     table.add_column("height", justify="right")
     table.add_column("confirmations", justify="right")

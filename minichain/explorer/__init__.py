@@ -1,8 +1,9 @@
 """The explorer: a web page served by every node's API listener.
 
 Static HTML, CSS and plain JavaScript (``static/``, shipped as package data, no build
-step, nothing from a CDN) render the node's own REST API. ``register(app, node)`` adds
-to the API application:
+step, nothing from a CDN) render the node's own REST API. ``register(app, view)`` adds
+to the API application (it reads the node through the same read-only
+:class:`~minichain.node.view.NodeView` as the API):
 
     GET /                              the page (also /block/ID, /tx/ID, /address/A,
                                        /mempool, /peers, /forks and /network: the
@@ -38,7 +39,7 @@ from minichain.explorer import events
 from minichain.explorer.tree import MAX_DEPTH, tree_window
 
 if TYPE_CHECKING:
-    from minichain.node.node import Node
+    from minichain.node.view import NodeView
 
 __all__ = ["register", "url_for"]
 
@@ -107,7 +108,7 @@ def allowed_origin(origin: str, request_host: str | None) -> bool:
     return host in LOOPBACK or (request_host is not None and host == request_host)
 
 
-def register(app: web.Application, node: "Node") -> None:
+def register(app: web.Application, view: "NodeView") -> None:
     """Mount the explorer on the API application (call after the API's own routes)."""
     page = _static(PAGE)
     assets = {name: _static(name) for name in ASSETS}
@@ -128,9 +129,9 @@ def register(app: web.Application, node: "Node") -> None:
             return web.json_response({"error": "depth must be a number"}, status=400)
         if not 1 <= depth <= MAX_DEPTH:
             return web.json_response({"error": f"depth must be 1..{MAX_DEPTH}"}, status=400)
-        out = tree_window(node.chain.tree, depth, node.arrivals)
-        out["network"] = node.params.name
-        out["orphans"] = node.chain.orphan_count()
+        out = tree_window(view.tree, depth, view.arrivals())
+        out["network"] = view.params.name
+        out["orphans"] = view.orphan_count()
         return web.json_response(out)
 
     async def asset(request: web.Request) -> web.Response:
@@ -150,6 +151,6 @@ def register(app: web.Application, node: "Node") -> None:
                             headers=SECURITY_HEADERS)
 
     app.router.add_get("/api/tree", tree)
-    events.setup(app, node)
+    events.setup(app, view)
     app.router.add_get("/explorer/{name}", asset)
     app.router.add_get("/{path:.*}", html)  # last: every other GET is the page

@@ -1,7 +1,7 @@
 """Live updates for the explorer page: the node's events as server-sent events.
 
 ``GET /api/events`` answers ``text/event-stream``: one ``hello`` event with the node's
-status, then every event the node emits through ``node.listeners`` -- ``tip`` (the
+status, then every event the node emits (``NodeView.subscribe``) -- ``tip`` (the
 active chain moved: hash, height, blocks disconnected and connected), ``block`` (a block
 stored on a side branch), ``tx`` (a transaction entered the mempool) and ``peer`` (a link
 came up or went down) -- as ``event: KIND`` / ``data: JSON``. The browser's EventSource
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from minichain.node.node import Node
+    from minichain.node.view import NodeView
 
 MAX_STREAMS = 64          # open event streams per node
 MAX_QUEUED = 256          # events waiting for one slow client before it is told to resync
@@ -64,7 +64,7 @@ def frame(kind: str, data: dict) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def setup(app: web.Application, node: "Node") -> None:
+def setup(app: web.Application, view: "NodeView") -> None:
     streams: set[_Stream] = set()
     app[STREAMS] = streams
 
@@ -84,10 +84,10 @@ def setup(app: web.Application, node: "Node") -> None:
             "X-Accel-Buffering": "no",
         })
         streams.add(stream)
-        node.listeners.append(stream.listener)
+        view.subscribe(stream.listener)
         try:
             await response.prepare(request)
-            await response.write(f"retry: {RETRY_MS}\n\n".encode() + frame("hello", node.status()))
+            await response.write(f"retry: {RETRY_MS}\n\n".encode() + frame("hello", view.status()))
             while True:
                 try:
                     item = await asyncio.wait_for(stream.queue.get(), KEEPALIVE)
@@ -103,8 +103,7 @@ def setup(app: web.Application, node: "Node") -> None:
             pass  # the client went away (aiohttp says so by failing the write)
         finally:
             streams.discard(stream)
-            if stream.listener in node.listeners:
-                node.listeners.remove(stream.listener)
+            view.unsubscribe(stream.listener)
         return response
 
     app.router.add_get("/api/events", events)

@@ -1,6 +1,6 @@
 """The block tree around the tip, as the fork view draws it.
 
-A pure function of the node's :class:`~minichain.core.chain.BlockTree` (no IO): every
+A pure function of the node's block tree (``NodeView.tree``, no IO): every
 block from ``depth`` blocks below the active tip up to ``depth`` blocks above it, on any
 branch, with its parent, so the page can lay the branches out itself.
 

@@ -26,12 +26,11 @@ from minichain.node.messages import StoredBlock
 class NodeChain:
     """Full validation behind the protocol's chain interface."""
 
-    def __init__(self, state: ChainState, mempool: Mempool, *, index: Any = None,
+    def __init__(self, state: ChainState, mempool: Mempool, *,
                  on_block: Callable[[Block, AcceptResult], None] | None = None,
                  on_tx: Callable[[Transaction, Any], None] | None = None) -> None:
         self.state = state
         self.mempool = mempool
-        self.index = index              # answers has_tx for confirmed transactions (optional)
         self.on_block = on_block        # after every accepted block: the host's bookkeeping
         self.on_tx = on_tx              # after every admitted transaction
 
@@ -64,11 +63,9 @@ class NodeChain:
         return result
 
     def _follow(self, result: AcceptResult) -> None:
-        """The index and the mempool follow the active chain."""
+        """The mempool follows the active chain."""
         act = result.activation
         if act.connected or act.disconnected:
-            if self.index is not None:
-                self.index.apply(act)
             self.mempool.remove_for_block(result.connected_txs)
             if act.disconnected:
                 height = self.state.height
@@ -86,7 +83,7 @@ class NodeChain:
     # -- transactions
 
     def has_tx(self, txid: bytes) -> bool:
-        return txid in self.mempool or (self.index is not None and self.index.has_tx(txid))
+        return txid in self.mempool or self.state.index.has_tx(txid)
 
     def get_tx(self, txid: bytes) -> Transaction | None:
         entry = self.mempool.get(txid)
@@ -94,7 +91,7 @@ class NodeChain:
 
     def admit_tx(self, tx: Transaction) -> Any:
         """Admit ``tx`` to the mempool or raise MempoolError with the reason; returns the entry."""
-        if self.index is not None and self.index.has_tx(tx.txid):
+        if self.state.index.has_tx(tx.txid):
             raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
         entry = self.mempool.add(tx, self.state, self.state.height)
         if self.on_tx is not None:

@@ -36,7 +36,7 @@ from minichain.core.tx import Transaction
 from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
 from minichain.node import messages as m
 from minichain.node.backend import NodeChain
-from minichain.node.index import ChainIndex
+from minichain.node.lag import LagMonitor
 from minichain.node.listener import FD_RESERVE, ConnectionGuard, quiet_accept_errors, raise_fd_limit
 from minichain.node.peer import DRAIN_TIMEOUT, Peer
 from minichain.node.protocol import (
@@ -50,6 +50,7 @@ from minichain.node.protocol import (
     ProtocolConfig,
     Send,
 )
+from minichain.node.view import NodeControl, NodeView
 from minichain.params import Params
 from minichain.node.protocol import valid_address
 from minichain.store.interface import ChainStore, StoreError
@@ -113,9 +114,8 @@ class Node:
         self.chain.activate_best_chain()  # finish a reorganisation a crash interrupted
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
-        self.index = ChainIndex(self.chain)
-        self.backend = NodeChain(self.chain, self.mempool, index=self.index,
-                                 on_block=self._block_accepted, on_tx=self._tx_admitted)
+        self.index = self.chain.index  # txid and address indexes, kept in the chain state's batches
+        self.backend = NodeChain(self.chain, self.mempool, on_block=self._block_accepted, on_tx=self._tx_admitted)
         self.protocol = PeerProtocol(
             self.backend, genesis_hash=self.chain.genesis.hash, nonce=random.getrandbits(64),
             user_agent=USER_AGENT, network=self.params.name, connect=config.connect,
@@ -134,6 +134,7 @@ class Node:
         self.block_bytes_received = 0
         self.arrivals: OrderedDict[bytes, float] = OrderedDict()
         self.listeners: list[Callable[[str, dict], None]] = []
+        self.lag = LagMonitor()  # event-loop lag, reported in /api/status
         self._tasks: list[asyncio.Task] = []
         self._runners: list[web.AppRunner] = []
         self._session: aiohttp.ClientSession | None = None
@@ -145,20 +146,6 @@ class Node:
         self._store_failed = False           # a write failed: retry the activation on ticks
         self._mining_waits = False           # chain time ran ahead of the clock: the miner waits
 
-    # -- what the protocol holds, for the API ---------------------------------------------------
-
-    @property
-    def addresses(self) -> dict[tuple[str, int], float]:
-        return self.protocol.addresses
-
-    @property
-    def bans(self) -> dict[tuple[str, int] | str, float]:
-        return self.protocol.bans
-
-    @property
-    def denied(self) -> set[tuple[str, int]]:
-        return self.protocol.denied
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -169,6 +156,7 @@ class Node:
         # database and outbound links; each listener has its own cap within that.
         guard = ConnectionGuard(raise_fd_limit() - FD_RESERVE - config.max_outbound)
         self._session = aiohttp.ClientSession()
+        self._spawn(self.lag.run())
         p2p = web.Application()
         p2p.router.add_get(P2P_PATH, self._accept_ws)
         runner = web.AppRunner(p2p, access_log=None, keepalive_timeout=config.idle_timeout)
@@ -183,7 +171,8 @@ class Node:
         if config.api is not None:
             from minichain.node.api import make_api
 
-            api_runner = web.AppRunner(make_api(self), access_log=None, keepalive_timeout=config.idle_timeout)
+            api_runner = web.AppRunner(make_api(self.view(), NodeControl(self)), access_log=None,
+                                       keepalive_timeout=config.idle_timeout)
             await api_runner.setup()
             self._runners.append(api_runner)
             self.api_port = await self._listen(api_runner, config.api, guard.wrap(
@@ -226,6 +215,10 @@ class Node:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    def view(self) -> NodeView:
+        """What the API and the explorer may read of this node (node/view.py)."""
+        return NodeView(self)
 
     def request_stop(self) -> None:
         asyncio.get_running_loop().create_task(self.stop())

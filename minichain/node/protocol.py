@@ -122,6 +122,7 @@ KNOWN_INVENTORY = 5_000         # hashes remembered per peer (Bitcoin: m_tx_inve
 MAX_ADDRESSES = 5_000           # the address book
 MAX_BLOCKS_TO_ANNOUNCE = 8      # Bitcoin: MAX_BLOCKS_TO_ANNOUNCE (more: an inv instead)
 MAX_UNCONNECTING_HEADERS = 10   # Bitcoin: MAX_NUM_UNCONNECTING_HEADERS_MSGS
+BLOCK_DOWNLOAD_WINDOW = 1024    # Bitcoin: BLOCK_DOWNLOAD_WINDOW, blocks past the last common one
 SCORE_DECAY_PER_SECOND = 1.0    # a burst of small offences is punished, a trickle is not
 # -- per-peer budgets (the table in the module docstring) --
 INV_BURST, INV_RATE = 5_000, 1_000.0            # inv items
@@ -341,7 +342,7 @@ class PeerState:
                  "known", "score", "score_at", "requested", "requested_tx", "best", "deadline",
                  "connected_at", "unconnecting", "stalled", "best_sent", "pending_tx", "getdata", "getdata_set",
                  "inv_bucket", "unknown_bucket", "addr_bucket", "sent_addr", "low_work", "low_work_work",
-                 "last_block_at", "last_tx_at", "served_at", "__weakref__")
+                 "last_block_at", "last_tx_at", "served_at", "last_common", "__weakref__")
 
     def __init__(self, handle: Hashable, inbound: bool, host: str, port: int,
                  dialled: tuple[str, int] | None, now: float, deadline: float) -> None:
@@ -362,6 +363,7 @@ class PeerState:
         self.pending_tx: dict[Any, None] = {}     # announced, not yet asked (at most MAX_TX_ANNOUNCEMENTS)
         self.best: IndexEntry | None = None   # the most-work block we know the peer has
         self.best_sent: IndexEntry | None = None  # the last block header we sent it
+        self.last_common: IndexEntry | None = None  # the last block of its best chain we have too
         self.deadline = deadline              # the handshake must be done by then
         self.connected_at = now
         self.unconnecting = 0                 # headers messages in a row that did not connect
@@ -1023,7 +1025,7 @@ class PeerProtocol:
         tip = tree.active[-1]
         if target.chainwork <= tip.chainwork or target.status in _FAILED:
             return
-        room = self.config.max_in_flight - len(state.requested)
+        room = min(self.config.max_in_flight - len(state.requested), m.MAX_INV_ITEMS)
         if room <= 0:
             return
         in_flight = self.in_flight
@@ -1037,14 +1039,7 @@ class PeerProtocol:
                 return
             wanted = [target.hash]
         else:
-            _, connect = tree.path(tip, target)
-            wanted = []
-            for entry in connect:
-                if entry.have_data or entry.hash in in_flight or entry.hash in stalled:
-                    continue
-                wanted.append(entry.hash)
-                if len(wanted) >= room:
-                    break
+            wanted = self._next_blocks(state, target, room, stalled)
             if not wanted:
                 return
         requested = state.requested
@@ -1052,6 +1047,49 @@ class PeerProtocol:
             requested[h] = now
             in_flight[h] = state
         out.append(Send(state.handle, m.GetData([(m.INV_BLOCK, h) for h in wanted])))
+
+    def _next_blocks(self, state: PeerState, best: IndexEntry, count: int, stalled: dict) -> list[bytes]:
+        """Up to ``count`` blocks to ask ``state`` for, lowest first, on its best chain
+        (Bitcoin Core's FindNextBlocksToDownload). The walk starts at the last block both
+        of us have (``state.last_common``, moved forward as blocks complete), not at our
+        tip, and stops ``BLOCK_DOWNLOAD_WINDOW`` blocks past it: each call costs what it
+        asks for, not the length of the chain, and a node syncing thousands of blocks
+        never stores blocks far ahead of what it can connect."""
+        tree = self.chain.tree
+        active = tree.active
+        common = state.last_common
+        if common is None:
+            common = active[min(best.height, len(active) - 1)]
+        common = tree.find_fork(common, best)
+        if common is best:
+            state.last_common = common
+            return []
+        max_height = min(best.height, common.height + BLOCK_DOWNLOAD_WINDOW)
+        in_flight = self.in_flight
+        wanted: list[bytes] = []
+        walk = common
+        while walk.height < max_height:
+            top = best.get_ancestor(min(max_height, walk.height + max(count - len(wanted), 128)))
+            chunk = []
+            entry = top
+            while entry is not walk:
+                chunk.append(entry)
+                entry = entry.parent
+            walk = top
+            for entry in reversed(chunk):
+                if entry.status in _FAILED:
+                    state.last_common = common
+                    return wanted
+                if entry.have_data:
+                    if entry.complete:
+                        common = entry
+                elif entry.hash not in in_flight and entry.hash not in stalled:
+                    wanted.append(entry.hash)
+                    if len(wanted) >= count:
+                        state.last_common = common
+                        return wanted
+        state.last_common = common
+        return wanted
 
     def _request_blocks_from_all(self, now: float, out: list) -> None:
         for state in self.peers.values():

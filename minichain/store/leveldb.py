@@ -8,6 +8,8 @@ Key layout (one-byte prefixes, so each kind is one contiguous key range)::
     b"U" + block hash              -> serialized undo data
     b"M" + name                    -> meta value
     b"T"                           -> active tip hash
+    b"X" / b"H" / b"O" / b"S" / b"K" + key -> the index key spaces tx, history, outputs,
+                                      totals and blockinfo (chainstate/index.py)
 
 A :class:`StoreBatch` becomes one LevelDB ``WriteBatch``: LevelDB appends it to its log
 as a single checksummed record, so after a crash -- of the process or of the machine --
@@ -30,10 +32,13 @@ import plyvel
 
 from minichain.core.tx import OutPoint
 from minichain.core.validation import Coin
-from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreError, StoreInUseError, StoreWriteError
+from minichain.store.interface import (SPACES, ChainStore, IndexRow, StoreBatch, StoreError, StoreInUseError,
+                                       StoreWriteError, check_space, key_range)
 
 _BLOCK, _INDEX, _COIN, _UNDO, _META = b"B", b"I", b"C", b"U", b"M"
 _TIP = b"T"
+_SPACE = {"tx": b"X", "history": b"H", "outputs": b"O", "totals": b"S", "blockinfo": b"K"}
+assert set(_SPACE) == set(SPACES)
 _INDEX_BE = struct.Struct(">I")
 
 
@@ -103,6 +108,11 @@ class LevelDBStore(ChainStore):
                     wb.put(_UNDO + block_hash, data)
             for name, value in batch.meta.items():
                 wb.put(_META + name.encode(), value)
+            for (space, key), value in batch.entries.items():
+                if value is None:
+                    wb.delete(_SPACE[space] + key)
+                else:
+                    wb.put(_SPACE[space] + key, value)
             if batch.tip is not None:
                 wb.put(_TIP, batch.tip)
 
@@ -147,6 +157,44 @@ class LevelDBStore(ChainStore):
 
     def get_meta(self, name: str) -> bytes | None:
         return self._db.get(_META + name.encode())
+
+    def get_entry(self, space: str, key: bytes) -> bytes | None:
+        check_space(space)
+        return self._db.get(_SPACE[space] + key)
+
+    def iter_entries(self, space: str, prefix: bytes = b"", *, start: bytes | None = None,
+                     stop: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        check_space(space)
+        tag = _SPACE[space]
+        low, high = key_range(prefix, start, stop)
+        low = tag + low
+        high = tag + high if high is not None else bytes([tag[0] + 1])
+        # A raw iterator (plyvel's ranged reverse iterator misses the first key of a range
+        # in some positions); like every LevelDB iterator it reads an implicit snapshot.
+        it = self._db.raw_iterator()
+        try:
+            if reverse:
+                it.seek(high)
+                if it.valid():
+                    it.prev()
+                else:
+                    it.seek_to_last()
+                while it.valid():
+                    key, value = it.item()
+                    if key < low:
+                        break
+                    yield key[1:], value
+                    it.prev()
+            else:
+                it.seek(low)
+                while it.valid():
+                    key, value = it.item()
+                    if key >= high:
+                        break
+                    yield key[1:], value
+                    it.next()
+        finally:
+            it.close()
 
     def get_tip(self) -> bytes | None:
         return self._db.get(_TIP)

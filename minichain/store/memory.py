@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Iterator
 
 from minichain.core.tx import OutPoint
 from minichain.core.validation import Coin
-from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreError
+from minichain.store.interface import SPACES, ChainStore, IndexRow, StoreBatch, StoreError, check_space, key_range
 
 
 class MemoryStore(ChainStore):
@@ -20,6 +21,10 @@ class MemoryStore(ChainStore):
         self._undo: dict[bytes, bytes] = {}
         self._meta: dict[str, bytes] = {}
         self._tip: bytes | None = None
+        # Each key space: a dict, and its keys sorted for range scans -- sorted again only
+        # when a scan follows writes (a block writes hundreds of keys; scans are rarer).
+        self._spaces: dict[str, dict[bytes, bytes]] = {space: {} for space in SPACES}
+        self._sorted: dict[str, list[bytes] | None] = {space: [] for space in SPACES}
         self._closed = False
         self.writes = 0  # batches applied, for tests
 
@@ -42,6 +47,15 @@ class MemoryStore(ChainStore):
             else:
                 self._undo[block_hash] = data
         self._meta.update(batch.meta)
+        for (space, key), value in batch.entries.items():
+            values = self._spaces[space]
+            if value is None:
+                if values.pop(key, None) is not None:
+                    self._sorted[space] = None
+            else:
+                if key not in values:
+                    self._sorted[space] = None
+                values[key] = value
         if batch.tip is not None:
             self._tip = batch.tip
         self.writes += 1
@@ -85,6 +99,26 @@ class MemoryStore(ChainStore):
     def get_meta(self, name: str) -> bytes | None:
         self._check_open()
         return self._meta.get(name)
+
+    def get_entry(self, space: str, key: bytes) -> bytes | None:
+        self._check_open()
+        check_space(space)
+        return self._spaces[space].get(key)
+
+    def iter_entries(self, space: str, prefix: bytes = b"", *, start: bytes | None = None,
+                     stop: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        self._check_open()
+        check_space(space)
+        keys, values = self._sorted[space], self._spaces[space]
+        if keys is None:
+            keys = self._sorted[space] = sorted(values)
+        low, high = key_range(prefix, start, stop)
+        i = bisect.bisect_left(keys, low)
+        j = len(keys) if high is None else bisect.bisect_left(keys, high)
+        chosen = keys[i:j] if i < j else []
+        if reverse:
+            chosen.reverse()
+        return iter([(k, values[k]) for k in chosen])  # a snapshot, as LevelDB's iterators are
 
     def get_tip(self) -> bytes | None:
         self._check_open()

@@ -1,4 +1,4 @@
-"""A small, synchronous client for a node's REST API (see ``minichain/node/api.py``).
+"""A small, synchronous client for a node's REST API (see ``minichain/node/api/``).
 
 The wallet, the ``chain``/``mine`` commands and the testnet supervisor all talk to
 nodes through this one class, so every caller gets the same plain-language errors:
@@ -8,6 +8,9 @@ nodes through this one class, so every caller gets the same plain-language error
   text and the HTTP status);
 * :class:`NodeError` -- the base class, also raised when the answer is not the JSON a
   minichain node sends (something else is listening on that port).
+
+Lists come in pages (the node answers at most ``MAX_PAGE`` items per request, with a
+cursor for the next page); the ``iter_*`` methods follow the cursors to the end.
 
 It uses the standard library's urllib: a command line makes one request at a time and
 should not pay for an event loop. Nothing here ever sends a private key; the only
@@ -22,10 +25,11 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, Iterator
 
 DEFAULT_NODE_URL = "http://127.0.0.1:8332"
-COOKIE_FILE = ".cookie"  # the name the node writes its token under (node/api.py)
+COOKIE_FILE = ".cookie"  # the name the node writes its token under (node/api/control.py)
+MAX_PAGE = 1000          # the most items a node puts in one page (node/api/common.py)
 
 
 class NodeError(Exception):
@@ -145,8 +149,9 @@ class NodeClient:
             ) from None
 
     def get(self, path: str, **query: Any) -> Any:
+        query = {k: v for k, v in query.items() if v is not None}
         if query:
-            path += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+            path += "?" + urllib.parse.urlencode(query)
         return self.request("GET", path)
 
     # -- read endpoints ---------------------------------------------------------------------
@@ -157,17 +162,48 @@ class NodeClient:
     def block(self, ident: str | int, *, full: bool = True) -> dict:
         return self.get(f"/api/block/{_segment(ident)}", full=None if full else 0)
 
-    def blocks(self, count: int = 10) -> list[dict]:
-        return self.get("/api/blocks", count=count)
+    def blocks(self, count: int = 10, *, after: int | None = None) -> list[dict]:
+        """Up to ``count`` blocks of the active chain, tip first; with ``after``, those
+        below that height (the next page: the last block's height)."""
+        return self.get("/api/blocks", limit=count, after=after)
 
     def tx(self, txid: str) -> dict:
         return self.get(f"/api/tx/{_segment(txid)}")
 
-    def address(self, address: str, min_conf: int = 1) -> dict:
-        return self.get(f"/api/address/{_segment(address)}", min_conf=min_conf)
+    def address(self, address: str, min_conf: int = 1, *, limit: int | None = None) -> dict:
+        """Balance and counts, and the first page of history and coins (``history_next``
+        and ``utxos_next`` are the cursors of the rest, or None)."""
+        return self.get(f"/api/address/{_segment(address)}", min_conf=min_conf, limit=limit)
 
-    def mempool(self) -> dict:
-        return self.get("/api/mempool")
+    def address_history(self, address: str, *, after: str | None = None, limit: int | None = None) -> dict:
+        """One page of an address's history, newest first: {"history": [...], "next": cursor}."""
+        return self.get(f"/api/address/{_segment(address)}/history", after=after, limit=limit)
+
+    def address_utxos(self, address: str, *, after: str | None = None, limit: int | None = None) -> dict:
+        """One page of an address's unspent outputs, newest first: {"utxos": [...], "next": cursor}."""
+        return self.get(f"/api/address/{_segment(address)}/utxos", after=after, limit=limit)
+
+    def iter_address_history(self, address: str, *, after: str | None = None) -> Iterator[tuple[dict, dict]]:
+        """(entry, the page it came in) for the whole history from ``after``, page by page."""
+        return self._follow(lambda cursor: self.address_history(address, after=cursor), "history", after)
+
+    def iter_address_utxos(self, address: str, *, after: str | None = None) -> Iterator[tuple[dict, dict]]:
+        """(coin, the page it came in) for every unspent output from ``after``, page by page."""
+        return self._follow(lambda cursor: self.address_utxos(address, after=cursor), "utxos", after)
+
+    @staticmethod
+    def _follow(fetch, key: str, cursor: str | None) -> Iterator[tuple[dict, dict]]:
+        while True:
+            page = fetch(cursor)
+            for item in page[key]:
+                yield item, page
+            cursor = page.get("next")
+            if not cursor:
+                return
+
+    def mempool(self, *, limit: int | None = None, after: str | None = None) -> dict:
+        """Size, bytes and a page of transactions, best fee rate first (``next``: the cursor of the rest)."""
+        return self.get("/api/mempool", limit=limit, after=after)
 
     def peers(self) -> dict:
         return self.get("/api/peers")

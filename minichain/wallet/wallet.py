@@ -5,15 +5,22 @@ wallet has handed out -- and is given only signed transactions. Keys are derived
 transactions signed, here in the client process; the node never sees a private key.
 
 Simplifications, said plainly: the wallet keeps no state besides its key file, so each
-command asks the node about every address again (one request per address; fine for a
-few hundred addresses, not for an exchange); and it trusts the node it talks to about
-balances (a light client would check Merkle proofs; ours is your own node).
+command asks the node about every address again (one request per address, and one per
+further page of 1,000 coins or history entries: fine for a few hundred addresses or
+tens of thousands of coins, not for an exchange); and it trusts the node it talks to
+about balances (a light client would check Merkle proofs; ours is your own node).
+
+Paging: the node answers lists a page at a time. If the chain's tip moves while the
+wallet pages through them (a block in between could spend or add coins on pages already
+read), the wallet starts its pass again, up to ``SNAPSHOT_TRIES`` times, so that a
+balance is the balance at one tip.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from minichain.core.keys import AddressError, decode_address
 from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, sign_inputs
@@ -24,6 +31,7 @@ from minichain.wallet.coinselect import (DEFAULT_FEE_RATE, Candidate, Insufficie
 from minichain.wallet.keyfile import KeyFile
 
 TX_VERSION = 1
+SNAPSHOT_TRIES = 3
 
 
 class WalletError(Exception):
@@ -76,6 +84,7 @@ class Snapshot:
     utxos: list[Utxo] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     mempool_delta: int = 0  # the net effect on the wallet of the node's pool transactions
+    history_complete: bool = True  # False: perhaps more than the newest entries gathered
 
     def spendable(self) -> list[Utxo]:
         """Coins a new transaction may spend: mature, with at least ``min_conf``
@@ -132,34 +141,78 @@ class Wallet:
         self._checked_network = True
         return status
 
-    def snapshot(self, min_conf: int = 1) -> Snapshot:
+    def snapshot(self, min_conf: int = 1, *, history: int | None = 0) -> Snapshot:
+        """Every coin of the wallet's addresses, its pending balance change, and with
+        ``history`` that many of its newest transactions (None: all of them)."""
         if min_conf < 0:
             raise ValueError("min_conf must be 0 or more")
         status = self.check_network()
+        for _ in range(SNAPSHOT_TRIES):
+            snap, tips = self._gather(status, min_conf, history)
+            if len(tips) <= 1:
+                break
+            status = self.client.status()  # the tip moved while paging: again, at the new tip
+        return snap
+
+    def _gather(self, status: dict, min_conf: int, history: int | None) -> tuple[Snapshot, set]:
         snap = Snapshot(self.keyfile.network, status["height"], min_conf, self.params.coinbase_maturity)
-        history: dict[str, dict] = {}
-        order: list[str] = []
+        tips: set = set()
+        streams: dict[str, Iterator[dict]] = {}
+        lists: dict[str, list[dict]] = {}
         for _chain, _i, address in self.keyfile.issued():
             info = self.client.address(address, min_conf=min_conf)
+            tips.add(info.get("tip"))
             # The tip may move between requests; keep the newest height seen.
             snap.height = max(snap.height, info.get("height", snap.height))
             snap.mempool_delta += info["unconfirmed"]
-            for u in info["utxos"]:
+            coins = list(info["utxos"])
+            if info.get("utxos_next"):
+                for u, page in self.client.iter_address_utxos(address, after=info["utxos_next"]):
+                    tips.add(page.get("tip"))
+                    coins.append(u)
+            for u in coins:
                 snap.utxos.append(Utxo(u["txid"], u["vout"], u["value"], address, u["height"], u["confirmations"],
                                        u["coinbase"], u["mature"], u["spent_in_mempool"]))
-            for h in info["history"]:
-                entry = history.get(h["txid"])
+            if history != 0:
+                streams[address] = self._history_stream(address, info, tips)
+                lists[address] = list(itertools.islice(streams[address], history))
+        if history is not None and history > 0:
+            # Each address gave its newest ``history``; the wallet's newest are among them.
+            # A transaction near the cut may touch an address whose list stopped just
+            # above it: read every list down past the cut, so each delta is complete.
+            merged = sorted((h for entries in lists.values() for h in entries), key=_newest_first)
+            if len(merged) >= history:
+                cut = _level(merged[history - 1])
+                for address, entries in lists.items():
+                    while entries and _level(entries[-1]) >= cut:
+                        more = next(streams[address], None)
+                        if more is None:
+                            break
+                        entries.append(more)
+        gathered: dict[str, dict] = {}
+        for entries in lists.values():
+            for h in entries:
+                entry = gathered.get(h["txid"])
                 if entry is None:
-                    history[h["txid"]] = dict(h)
-                    order.append(h["txid"])
+                    gathered[h["txid"]] = dict(h)
                 else:  # one transaction touching several of our addresses: add the effects
                     entry["delta"] += h["delta"]
-        # Pending first, then newest block first; within a block, the node's order.
-        pos = {txid: i for i, txid in enumerate(order)}
-        snap.history = sorted(history.values(),
-                              key=lambda h: (h["height"] is not None, -(h["height"] or 0), pos[h["txid"]]))
+        snap.history = sorted(gathered.values(), key=_newest_first)
+        if history is not None:
+            # Fewer than asked for: every address's list ended before the limit.
+            snap.history_complete = len(snap.history) < history
+            snap.history = snap.history[:history]
         snap.utxos.sort(key=lambda u: (u.height is None, u.height or 0, u.txid, u.vout))
-        return snap
+        tips.discard(None)
+        return snap, tips
+
+    def _history_stream(self, address: str, info: dict, tips: set) -> Iterator[dict]:
+        """The address's history, newest first: the first page, then the following pages."""
+        yield from info["history"]
+        if info.get("history_next"):
+            for h, page in self.client.iter_address_history(address, after=info["history_next"]):
+                tips.add(page.get("tip"))
+                yield h
 
     def send(self, to_address: str, amount: int, fee_rate: int = DEFAULT_FEE_RATE, min_conf: int = 1) -> SendResult:
         """Pay ``amount`` units to ``to_address``: select coins, send change to a fresh
@@ -214,6 +267,16 @@ class Wallet:
             parts.append(f"{format_amount(sum(u.value for u in young))} has fewer than {snap.min_conf} "
                          "confirmation(s) (see --min-conf)")
         return "; ".join(parts)
+
+
+def _level(h: dict) -> float:
+    """How new a history entry is: pending above every height."""
+    return float("inf") if h["height"] is None else h["height"]
+
+
+def _newest_first(h: dict) -> tuple:
+    """Pending first, then newest block first; within a block, by txid (a stable order)."""
+    return (-_level(h), h["txid"])
 
 
 def history_json(entries: list[dict]) -> list[dict[str, Any]]:

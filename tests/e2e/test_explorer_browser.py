@@ -13,15 +13,18 @@ import os
 import re
 import shutil
 import threading
+import time
 
 import aiohttp
 import pytest
 
 from minichain import params
+from minichain.chainstate import ChainState
 from minichain.core.genesis import genesis_block
 from minichain.core.keys import PrivateKey
 from minichain.explorer import url_for
 from minichain.node import messages as m
+from minichain.store.leveldb import LevelDBStore
 from tests.e2e.harness import NodeProcess, wait_until
 from tests.e2e.test_node_e2e import pay, submit
 from tests.e2e.test_testnet_e2e import Cli, clients_of, wait_for, work  # noqa: F401 - work is a fixture
@@ -131,6 +134,40 @@ def test_one_node_a_mined_block_appears_live_then_links_lead_to_the_block_and_it
     page.goto(explorer(a, "/no/such/page"))
     page.wait_for_selector(".notfound h1:text('Page not found')")
     shoot(page, tmp_path, "notfound")
+
+
+def test_one_node_an_address_with_ten_thousand_entries_pages_through_its_history(network, page, tmp_path,
+                                                                               big_address):
+    """The address page asks for one page (50 rows) and grows a page at a time; the
+    node's store is built beforehand (as a node that synced the chain would have it)."""
+    node = network.add("big", start=False)
+    with LevelDBStore(os.path.join(node.datadir, "chain")) as store:
+        chain = ChainState(store, P)
+        for block in big_address.blocks:
+            assert chain.accept_block(block, int(time.time())).status.value == "connected"
+    node.start()
+    addr = big_address.address()
+    page.goto(explorer(node, f"/address/{addr}"))
+    page.wait_for_selector(f"#tx-count:text-is('{big_address.history}')")
+    assert page.inner_text("#utxo-count") == str(len(big_address.coins))
+    rows = page.locator("table.history tbody tr")
+    assert rows.count() == 50
+    older = page.locator("button.more", has_text="Older transactions")
+    for shown in (100, 150):
+        older.click()
+        rows.nth(shown - 1).wait_for()
+        assert rows.count() == shown
+    assert f"150 of {big_address.history} shown" in page.inner_text("section:has(table.history)")
+    txids = [a.get_attribute("href") for a in page.locator("table.history tbody tr td:first-child a").all()]
+    assert len(set(txids)) == 150  # no row twice across the pages
+    heights = [int(t) for t in page.locator("table.history tbody tr td:nth-child(2) a").all_inner_texts()]
+    assert heights == sorted(heights, reverse=True) and heights[0] == big_address.height
+    coins = page.locator("table.utxos tbody tr")
+    assert coins.count() == 50
+    page.locator("button.more", has_text="More outputs").click()
+    coins.nth(99).wait_for()
+    assert coins.count() == 100
+    shoot(page, tmp_path, "big-address")
 
 
 def _fake_peer(p2p_port: int, user_agent: str, connected: threading.Event, done: threading.Event) -> None:

@@ -150,6 +150,42 @@
       h("tbody", null, rows));
   }
 
+  // A table that grows a page at a time (the API's lists are paged: `limit` and a cursor
+  // `after`). `first` is the first page, {items, next}; the button asks `more(next)` for
+  // the following one. `state[key]` remembers how many more pages were shown, so a live
+  // re-render shows as many again.
+  async function pagedTable(headers, attrs, total, first, more, row, state, key, label) {
+    const body = h("tbody");
+    const count = h("span", { class: "muted count" });
+    const button = h("button", { type: "button", class: "more" }, label);
+    let next = first.next;
+    const add = (items) => {
+      for (const item of items) body.append(row(item));
+      button.hidden = !next;
+      count.textContent = `${body.children.length} of ${total} shown`;
+    };
+    const load = async () => {
+      const pg = await more(next);
+      next = pg.next;
+      add(pg.items);
+    };
+    add(first.items);
+    for (let i = 0; i < (state[key] || 0) && next; i++) await load();
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await load();
+        state[key] = (state[key] || 0) + 1;
+      } catch (err) {
+        count.textContent = `could not load more: ${err.message}`;
+      }
+      button.disabled = false;
+    });
+    return h("div", { class: "paged" },
+      h("table", attrs, h("thead", null, h("tr", null, headers.map((x) => h("th", null, x)))), body),
+      h("p", { class: "pager" }, button, " ", count));
+  }
+
   function facts(pairs) {
     return h("dl", { class: "facts" }, pairs.filter(Boolean).map(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
   }
@@ -334,8 +370,8 @@
       if (view.alive) blocksSlot.replaceChildren(table(["Height", "Hash", "Time", "Txs", "Miner", "Size"], rows, { class: "blocks" }));
     }
     async function mempool() {
-      const pool = await api("/api/mempool");
-      const items = pool.transactions.slice(0, 12).map((t) => h("li", null, txLink(t.txid), " ",
+      const pool = await api("/api/mempool?limit=12");
+      const items = pool.transactions.map((t) => h("li", null, txLink(t.txid), " ",
         h("span", { class: "muted" }, `${coins(t.fee)} fee`)));
       if (!view.alive) return;
       poolSlot.replaceChildren(
@@ -454,50 +490,69 @@
     view.live = ["tip", "tx"];
   }
 
+  const PAGE = 50;  // rows per page of the address and mempool lists
+
   async function pageAddress(box, view, id) {
     let a;
     try {
-      a = await api(`/api/address/${enc(id)}`);
+      a = await api(`/api/address/${enc(id)}?limit=${PAGE}`);
     } catch (err) {
       return showError(box, err, "Address", id);
     }
     document.title = `Address ${shortHash(a.address, 8, 6)} · minichain explorer`;
-    put(box, 
-      h("h1", null, "Address"),
-      h("p", { class: "mono hash" }, a.address),
-      section("Balance", facts([
-        ["Confirmed", h("span", { class: "amount" }, coins(a.confirmed))],
-        ["Unconfirmed change", h("span", { class: "amount" }, coins(a.unconfirmed))],
-        ["Unspent outputs", String(a.utxos.length)],
-        ["Transactions", String(a.history.length)],
-      ])),
-      section("History", a.history.length ? table(["Transaction", "Block", "Confirmations", "Change"], a.history.slice(0, 200).map((e) => h("tr", null,
+    const txCount = a.tx_count + a.pending_count;
+    const more = (list) => async (after) => {
+      const d = await api(`/api/address/${enc(id)}/${list}?limit=${PAGE}&after=${enc(after)}`);
+      return { items: d[list], next: d.next };
+    };
+    const history = a.history.length ? await pagedTable(["Transaction", "Block", "Confirmations", "Change"],
+      { class: "history" }, txCount, { items: a.history, next: a.history_next }, more("history"), (e) => h("tr", null,
         h("td", null, txLink(e.txid)),
         h("td", null, e.height === null ? badge("mempool", "pending") : blockLink(String(e.height), String(e.height))),
         h("td", { class: "num" }, String(e.confirmations)),
-        h("td", { class: `num amount ${e.delta < 0 ? "neg" : "pos"}` }, coins(e.delta))))) : empty("No transactions.")),
-      section("Unspent outputs", a.utxos.length ? table(["Output", "Value", "Height", "Spendable"], a.utxos.slice(0, 200).map((u) => h("tr", null,
+        h("td", { class: `num amount ${e.delta < 0 ? "neg" : "pos"}` }, coins(e.delta))),
+      view.state, "historyPages", "Older transactions") : empty("No transactions.");
+    const utxos = a.utxos.length ? await pagedTable(["Output", "Value", "Height", "Spendable"], { class: "utxos" },
+      a.utxo_count, { items: a.utxos, next: a.utxos_next }, more("utxos"), (u) => h("tr", null,
         h("td", null, txLink(u.txid, `${shortHash(u.txid)}:${u.vout}`)),
         h("td", { class: "num amount" }, coins(u.value)),
         h("td", null, u.height === null ? "mempool" : blockLink(String(u.height), String(u.height))),
-        h("td", null, u.spent_in_mempool ? "spent in the mempool" : u.mature ? "yes" : "immature coinbase")))) : empty("No unspent outputs.")));
+        h("td", null, u.spent_in_mempool ? "spent in the mempool" : u.mature ? "yes" : "immature coinbase")),
+      view.state, "utxoPages", "More outputs") : empty("No unspent outputs.");
+    put(box,
+      h("h1", null, "Address"),
+      h("p", { class: "mono hash" }, a.address),
+      section("Balance", facts([
+        ["Confirmed", h("span", { class: "amount", id: "balance-confirmed" }, coins(a.confirmed))],
+        a.immature ? ["Immature (newly mined)", h("span", { class: "amount" }, coins(a.immature))] : null,
+        ["Unconfirmed change", h("span", { class: "amount" }, coins(a.unconfirmed))],
+        ["Unspent outputs", h("span", { id: "utxo-count" }, String(a.utxo_count))],
+        ["Transactions", h("span", { id: "tx-count" }, String(txCount))],
+      ])),
+      section("History", history),
+      section("Unspent outputs", utxos));
     view.live = ["tip", "tx"];
   }
 
   async function pageMempool(box, view) {
     document.title = "Mempool · minichain explorer";
-    const pool = await api("/api/mempool");
-    put(box, 
+    const pool = await api(`/api/mempool?limit=${PAGE}`);
+    const more = async (after) => {
+      const d = await api(`/api/mempool?limit=${PAGE}&after=${enc(after)}`);
+      return { items: d.transactions, next: d.next };
+    };
+    put(box,
       h("h1", null, "Mempool"),
       h("p", null, `${pool.size} transaction${pool.size === 1 ? "" : "s"}, ${pool.bytes} bytes, best fee rate first.`),
-      pool.transactions.length ? section("Waiting to be mined", table(["Transaction", "Fee", "Size", "Units per byte", "Waits for"],
-        pool.transactions.map((t) => h("tr", null,
+      pool.transactions.length ? section("Waiting to be mined", await pagedTable(
+        ["Transaction", "Fee", "Size", "Units per byte", "Waits for"], { class: "mempool" }, pool.size,
+        { items: pool.transactions, next: pool.next }, more, (t) => h("tr", null,
           h("td", null, txLink(t.txid, t.txid)),
           h("td", { class: "num amount" }, coins(t.fee)),
           h("td", { class: "num" }, `${t.size} B`),
           h("td", { class: "num" }, Number(t.fee_rate).toFixed(1)),
-          h("td", null, t.depends.length ? t.depends.map((d, i) => [i ? ", " : "", txLink(d)]) : "—"))),
-        { class: "mempool" })) : empty("The mempool is empty."));
+          h("td", null, t.depends.length ? t.depends.map((d, i) => [i ? ", " : "", txLink(d)]) : "—")),
+        view.state, "pages", "More")) : empty("The mempool is empty."));
     view.live = ["tip", "tx"];
   }
 
