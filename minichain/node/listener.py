@@ -27,7 +27,9 @@ from typing import Any, Callable
 
 log = logging.getLogger("minichain.listener")
 
-FD_RESERVE = 64          # descriptors kept back from connections (LevelDB files, logs, outbound)
+ACCEPT_BACKLOG = 32      # asyncio accepts up to this many sockets in one go, before any is closed
+FD_RESERVE = 64 + 2 * ACCEPT_BACKLOG   # descriptors kept back from connections (LevelDB files, logs,
+                                       # outbound links, and the sockets of an accept burst)
 
 
 def raise_fd_limit() -> int:

@@ -37,7 +37,7 @@ from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
 from minichain.node import messages as m
 from minichain.node.backend import NodeChain
 from minichain.node.lag import LagMonitor
-from minichain.node.listener import FD_RESERVE, ConnectionGuard, quiet_accept_errors, raise_fd_limit
+from minichain.node.listener import ACCEPT_BACKLOG, FD_RESERVE, ConnectionGuard, quiet_accept_errors, raise_fd_limit
 from minichain.node.peer import DRAIN_TIMEOUT, Peer
 from minichain.node.protocol import (
     DEFAULT_BAN_SECONDS,
@@ -187,7 +187,7 @@ class Node:
             self.start_mining(self.config.mining_address, self.config.threads, self.config.duty)
 
     async def _listen(self, runner: web.AppRunner, addr: tuple[str, int], factory: Callable) -> int:
-        server = await asyncio.get_running_loop().create_server(factory, addr[0], addr[1], backlog=128)
+        server = await asyncio.get_running_loop().create_server(factory, addr[0], addr[1], backlog=ACCEPT_BACKLOG)
         self._servers.append(server)
         return server.sockets[0].getsockname()[1]
 
@@ -481,11 +481,17 @@ class Node:
     async def _housekeeping(self) -> None:
         while not self._stopping.is_set():
             await asyncio.sleep(TICK)
-            if self._store_failed:
-                self._retry_activation()
-            if self.miner is not None and self._mining_waits:
-                self._update_mining_work()
-            self._execute(self.protocol.tick(time.time()))
+            try:
+                if self._store_failed:
+                    self._retry_activation()
+                if self.miner is not None and self._mining_waits:
+                    self._update_mining_work()
+                self._execute(self.protocol.tick(time.time()))
+            except StoreError as exc:
+                self._store_failed = True
+                log.error("cannot store: %s", exc)
+            except Exception:  # one bad tick must not end the ticking
+                log.exception("housekeeping failed")
 
     def _retry_activation(self) -> None:
         """After a failed write: connect what is stored but not yet connected, once the
