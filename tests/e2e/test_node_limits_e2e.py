@@ -142,12 +142,12 @@ def test_mining_waits_when_chain_time_runs_two_hours_ahead_instead_of_hot_loopin
     a = network.add("a")
     a.generate(1, MINER_ADDR)
     parent = tip_header(a)
-    future = int(time.time()) + 2 * 3600 - 5               # just inside the limit now
+    future = int(time.time()) + 2 * 3600 - 25              # the last just inside the limit now
     blocks = []
-    for i in range(11):                                    # median-time-past = future
+    for i in range(11):                                    # median-time-past: future + 5
         height = 2 + i
         cb = make_coinbase(height, [TxOut(block_subsidy(height, P), MINER.public_key.hash160())], extra_nonce=height)
-        block = assemble(parent, [cb], P, time=future)
+        block = assemble(parent, [cb], P, time=future + i)
         blocks.append(block)
         parent = block.header
     run(deliver(a, blocks))
