@@ -157,23 +157,19 @@ def test_inv_and_unknown_getdata_floods_are_scored_and_banned(network):
     a, honest = honest_pair(network)
     base = rss_mb(a)
 
-    async def inv_flood() -> tuple[int, list[str]]:
-        async with Peer(a, 42011) as p:
+    async def flood(port: int, make) -> tuple[int, list[str]]:
+        async with Peer(a, port) as p:
             for i in range(1000):
-                items = [(m.INV_TX, i.to_bytes(4, "little") + j.to_bytes(4, "little") * 7) for j in range(1000)]
-                if not await p.send(m.Inv(items)):
+                if not await p.send(make([i.to_bytes(4, "little") + j.to_bytes(4, "little") * 7 for j in range(1000)])):
                     break
             await p.wait_closed(10)
             return i, p.rejects
 
-    async def unknown_flood() -> tuple[int, list[str]]:
-        async with Peer(a, 42012) as p:
-            for i in range(1000):
-                items = [(m.INV_BLOCK, i.to_bytes(4, "little") + j.to_bytes(4, "little") * 7) for j in range(1000)]
-                if not await p.send(m.GetData(items)):
-                    break
-            await p.wait_closed(10)
-            return i, p.rejects
+    def inv_flood():
+        return flood(42011, lambda hashes: m.Inv([(m.INV_TX, h) for h in hashes]))
+
+    def unknown_flood():
+        return flood(42012, lambda hashes: m.GetData([(m.INV_BLOCK, h) for h in hashes]))
 
     with Watch(a) as watch:
         sent, rejects = run(inv_flood())
