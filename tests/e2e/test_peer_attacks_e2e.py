@@ -217,6 +217,7 @@ def test_200000_low_work_headers_write_nothing_and_the_sender_is_banned(network)
     assert dir_bytes(a.datadir) - base_disk < 1_000_000, "low-work headers were written to disk"
     assert f"127.0.0.1:{43001}" in bans(a)
     assert watch.peak_rss - base_rss < RSS_BUDGET_MB
+    wait_until(lambda: rss_mb(a) - base_rss < RSS_RECOVERED_MB, 20, lambda: f"RSS stayed at {rss_mb(a):.0f} MB")
     assert "low-work-headers" in a.log_text()
 
 
