@@ -908,7 +908,8 @@ class PeerProtocol:
         first = headers[0]
         parent = entries.get(first.prev_hash)
         known = entries.get(first.hash)
-        if known is None or known.status in _FAILED or len(headers) > 1:
+        single = len(headers) == 1
+        if known is None or known.status in _FAILED or not single:
             # Something new: the headers must form one chain, and that chain must carry
             # enough work before any of it is stored.
             prev = first.hash
@@ -936,12 +937,14 @@ class PeerProtocol:
                     self._unconnecting(state, first.hash, now, out)
                     return
                 base_work = parent.chainwork
-            last = entries.get(headers[-1].hash)
+            last = known if single else entries.get(headers[-1].hash)
             if last is None or last.status in _FAILED:
                 work = base_work
                 for header in headers:
                     work += _block_work(header.bits)   # claimed: the proof is checked when stored
-                if work < self._anti_dos_work():
+                # (More work than our tip -- a block on top of it, the usual case -- needs
+                # no threshold.)
+                if work <= tree.active[-1].chainwork and work < self._anti_dos_work():
                     self._low_work(state, headers, work, now, out)
                     return
                 if buffered:                             # the branch got there: store it all
@@ -1262,6 +1265,14 @@ class PeerProtocol:
                 self._serve_queued(state, now, out)
             return
         kind, h = items[0]                   # one item, nothing waiting: the usual case
+        if kind == m.INV_BLOCK:              # (``_serve_item`` inline for a block we have)
+            chain = self.chain
+            entry = chain.tree.entries.get(h)
+            reply = chain.block_message(h) if entry is not None and entry.have_data else None
+            if reply is not None:
+                state.served_at = now
+                out.append(Send(state.handle, reply))
+                return
         self._serve_item(state, kind, h, now, out, None)
 
     def _queue_getdata(self, state: PeerState, items: list, now: float, out: list) -> None:
