@@ -909,7 +909,10 @@ class PeerProtocol:
         parent = entries.get(first.prev_hash)
         known = entries.get(first.hash)
         single = len(headers) == 1
-        if known is None or known.status in _FAILED or not single:
+        if single and known is None and parent is not None and state.low_work is None \
+                and parent.chainwork >= tree.active[-1].chainwork:
+            pass          # one new header on top of our best block: the usual announcement
+        elif known is None or known.status in _FAILED or not single:
             # Something new: the headers must form one chain, and that chain must carry
             # enough work before any of it is stored.
             prev = first.hash
