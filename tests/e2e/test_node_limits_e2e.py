@@ -114,8 +114,8 @@ def test_a_full_disk_is_survived_without_a_restart(network, tmp_path):
             except OSError:
                 pass
         a.generate(30, MINER_ADDR)
-        wait_until(lambda: "cannot store" in b.log_text() or "cannot write" in b.log_text(), 30,
-                   lambda: "b never hit the full disk:" + tips([a, b]))
+        time.sleep(3)
+        assert b.status()["height"] < a.status()["height"], "b stored blocks on a full disk?"
         assert b.running
         filler.unlink()                                   # space comes back
         a.generate(2, MINER_ADDR)
