@@ -47,24 +47,33 @@ def peer_addresses(node: NodeProcess) -> set[str]:
 
 
 class Watch:
-    """Samples a node's RSS and API latency in a thread while an attack runs."""
+    """Samples a node's RSS and API latency in a thread while an attack runs; with an
+    ``honest`` peer, the node also mines a block a second and the honest peer's lag
+    behind it is recorded (it must keep syncing through the attack)."""
 
-    def __init__(self, node: NodeProcess) -> None:
+    def __init__(self, node: NodeProcess, honest: NodeProcess | None = None) -> None:
         self.node = node
+        self.honest = honest
         self.peak_rss = rss_mb(node)
         self.worst_api = 0.0
+        self.worst_lag = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        ticks = 0
         while not self._stop.is_set():
             self.peak_rss = max(self.peak_rss, rss_mb(self.node))
             began = time.monotonic()
             try:
-                self.node.request("GET", "/api/status", timeout=30)
-            except OSError:
+                height = self.node.request("GET", "/api/status", timeout=30)[1]["height"]
+                if self.honest is not None and ticks % 5 == 0:
+                    self.worst_lag = max(self.worst_lag, height - self.honest.status()["height"])
+                    self.node.generate(1, MINER_ADDR)
+            except (OSError, KeyError, TypeError, AssertionError):
                 pass
             self.worst_api = max(self.worst_api, time.monotonic() - began)
+            ticks += 1
             self._stop.wait(0.2)
 
     def __enter__(self) -> "Watch":
@@ -119,11 +128,12 @@ def test_getdata_for_megabyte_blocks_from_a_peer_that_never_reads(network):
                        lambda: "a peer that never reads was not dropped")
             return sent
 
-    with Watch(a) as watch:
+    with Watch(a, honest) as watch:
         run(leech())
         keeps_syncing(a, honest)
     assert watch.peak_rss - base < RSS_BUDGET_MB, f"RSS {base:.0f} -> {watch.peak_rss:.0f} MB"
     assert watch.worst_api < 5.0, f"the API waited {watch.worst_api:.1f} s behind the getdata flood"
+    assert watch.worst_lag <= 3, f"the honest peer fell {watch.worst_lag} blocks behind"
     assert "127.0.0.1:42001" not in bans(a), "not reading is not an offence to ban for"
     wait_until(lambda: rss_mb(a) - base < RSS_RECOVERED_MB, 20, lambda: f"RSS stayed at {rss_mb(a):.0f} MB")
     assert "does not drain its send queue" in a.log_text()
@@ -171,7 +181,7 @@ def test_inv_and_unknown_getdata_floods_are_scored_and_banned(network):
     def unknown_flood():
         return flood(42012, lambda hashes: m.GetData([(m.INV_BLOCK, h) for h in hashes]))
 
-    with Watch(a) as watch:
+    with Watch(a, honest) as watch:
         sent, rejects = run(inv_flood())
         assert any("banned" in r and "inv flood" in r for r in rejects), (sent, rejects)
         sent, rejects = run(unknown_flood())
@@ -179,6 +189,7 @@ def test_inv_and_unknown_getdata_floods_are_scored_and_banned(network):
         keeps_syncing(a, honest)
     assert {"127.0.0.1:42011", "127.0.0.1:42012"} <= bans(a)
     assert watch.peak_rss - base < RSS_BUDGET_MB
+    assert watch.worst_lag <= 3, f"the honest peer fell {watch.worst_lag} blocks behind"
     wait_until(lambda: rss_mb(a) - base < RSS_RECOVERED_MB, 20, lambda: f"RSS stayed at {rss_mb(a):.0f} MB")
 
 
@@ -203,13 +214,15 @@ def test_200000_low_work_headers_write_nothing_and_the_sender_is_banned(network)
                     if not await p.send(m.Headers(branches[(sent // m.MAX_HEADERS) % len(branches)])):
                         break
                     sent += m.MAX_HEADERS
-                    await asyncio.sleep(0.01)
-                    if p.closed:
+                    # A ping after each message: its pong says the node has handled the
+                    # headers (one message at a time, in order) -- or the link is closed.
+                    await p.send(m.Ping(sent))
+                    if await p.recv(30, until=lambda x: isinstance(x, m.Pong)) is None:
                         break
                 await p.wait_closed(5)
         return sent, identities
 
-    with Watch(a) as watch:
+    with Watch(a, honest) as watch:
         sent, identities = run(spam())
         keeps_syncing(a, honest)
     assert sent == 200_000 and identities >= 2, "the spammer was never disconnected"
@@ -217,6 +230,7 @@ def test_200000_low_work_headers_write_nothing_and_the_sender_is_banned(network)
     assert dir_bytes(a.datadir) - base_disk < 1_000_000, "low-work headers were written to disk"
     assert f"127.0.0.1:{43001}" in bans(a)
     assert watch.peak_rss - base_rss < RSS_BUDGET_MB
+    assert watch.worst_lag <= 3, f"the honest peer fell {watch.worst_lag} blocks behind"
     wait_until(lambda: rss_mb(a) - base_rss < RSS_RECOVERED_MB, 20, lambda: f"RSS stayed at {rss_mb(a):.0f} MB")
     assert "low-work-headers" in a.log_text()
 
@@ -261,7 +275,7 @@ def test_addr_spam_with_host_strings_is_never_dialled_and_dials_are_bounded(netw
     honest = network.add("honest", "--connect", a.address)
     wait_peers(a, 1)
     began = time.monotonic()
-    with Watch(a) as watch:
+    with Watch(a, honest) as watch:
         run(listener_and_attack())
     assert watch.worst_api < 5.0, f"the API waited {watch.worst_api:.1f} s behind the addr flood"
     elapsed = time.monotonic() - began
