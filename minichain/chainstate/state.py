@@ -419,11 +419,14 @@ class ChainState:
             raise
         if entry is None:
             entry = self.tree.add_header(header)
-        self.tree.set_have_data(entry)
+        # Write first, then mark the data present: if the write fails (a full disk), the
+        # tree must not believe the block is stored, or every later connect would fail
+        # with "marked stored but is missing" (the block is asked for again instead).
         batch = StoreBatch()
         batch.put_block(entry.hash, block.serialize())
-        batch.put_index(entry.hash, self._row(entry))
+        batch.put_index(entry.hash, IndexRow(entry.header, entry.status, True, self.tree.next_sequence))
         self.store.write(batch)
+        self.tree.set_have_data(entry)
         self._remember(block)
         return entry
 

@@ -52,8 +52,15 @@ def _hostport(ctx, param, value):
                    "and log shippers.")
 @click.option("--reindex", is_flag=True,
               help="First rebuild the UTXO set and the transaction and address indexes from the stored blocks.")
+@click.option("--ping-interval", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds between WebSocket pings; a peer that misses a pong is dropped.")
+@click.option("--idle-timeout", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds a connection may stay open without completing a request.")
+@click.option("--drain-timeout", default=60.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds a peer over its send budget has to drain it before it is dropped.")
 def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_address, threads, duty, store,
-         max_inbound, max_outbound, ban_seconds, log_level, log_format, reindex):
+         max_inbound, max_outbound, ban_seconds, log_level, log_format, reindex, ping_interval, idle_timeout,
+         drain_timeout):
     """Run a node: sync with peers, relay blocks and transactions, serve the API, and mine
     if asked. Stops cleanly on Ctrl-C or SIGTERM.
 
@@ -83,7 +90,8 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
         params=params, datadir=datadir, listen=listen, api=None if no_api else api, connect=list(connect or []),
         discover=(not connect) if discover is None else discover, max_inbound=max_inbound, max_outbound=max_outbound,
         mine=mine, mining_address=mining_address, threads=threads, duty=duty, store=store,
-        ban_seconds=ban_seconds,
+        ban_seconds=ban_seconds, ping_interval=ping_interval, idle_timeout=idle_timeout,
+        drain_timeout=drain_timeout,
     )
     try:
         if reindex:

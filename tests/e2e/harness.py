@@ -37,13 +37,21 @@ class NodeProcess:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, *args: str, timeout: float = 30.0) -> "NodeProcess":
+    def start(self, *args: str, timeout: float = 30.0, nofile: int | None = None) -> "NodeProcess":
+        """Start the node (``nofile``: its limit on open files, soft and hard)."""
         listen = f"127.0.0.1:{self.p2p_port}"  # the same port again after a restart
         cmd = [sys.executable, "-m", "minichain", "node", "--network", self.network, "--datadir", self.datadir,
                "--listen", listen, "--api", "127.0.0.1:0", "--log-level", "debug", *self.extra, *args]
         self._log = open(self.log_path, "a")
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
+        preexec = None
+        if nofile is not None:
+            import resource
+
+            def preexec() -> None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env,
+                                     preexec_fn=preexec)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         line = ""
