@@ -69,9 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     for op, backend, rate in rows:
         ratio = f"{rate / baseline[op]:.1f}x" if op in baseline else ""
         table.add_row(op, backend, f"{rate:,.0f}", f"{1e6 / rate:,.1f}", ratio)
+    for backend in keys.ALL_BACKENDS:
+        if backend not in keys.BACKENDS:
+            table.add_row("sign / verify", backend, "not installed", "", keys.INSTALL_HINT)
     console = Console()
     console.print(table)
-    console.print(f"default verify backend: [bold]{keys.VERIFY_BACKEND}[/bold]")
+    console.print(f"verify backend in use: [bold]{keys.VERIFY_BACKEND}[/bold], {keys.backend_description()} "
+                  f"(set {keys.VERIFY_ENV}=ecdsa|coincurve|auto to choose)")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from minichain.core.encoding import DecodeError
 from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import Transaction
 from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
+from minichain.chainstate.state import EVERY_BATCH, NODE_FLUSH, FlushPolicy
 from minichain.node import messages as m
 from minichain.node.backend import NodeChain
 from minichain.node.lag import LagMonitor
@@ -95,16 +96,22 @@ class NodeConfig:
     mempool_bytes: int = 5_000_000
     ban_seconds: float = DEFAULT_BAN_SECONDS
     store: str = "leveldb"         # or "memory"
+    flush: FlushPolicy = NODE_FLUSH  # when a LevelDB store is written (chainstate/state.py)
+    assume_valid: bytes | None = None  # skip signature checks below this block (opt-in)
 
 
 class Node:
     def __init__(self, config: NodeConfig, store: ChainStore | None = None) -> None:
         self.config = config
         self.params = config.params
+        # The node's own LevelDB store is written through a window of blocks (a memory
+        # store, or one a test hands in, takes every batch at once).
+        flush = config.flush if store is None and config.store == "leveldb" else EVERY_BATCH
         if store is None:
             store = open_store(config)
         self.sigcache = SignatureCache()
-        self.chain = ChainState(store, self.params, checker=SignatureChecker(self.sigcache))
+        self.chain = ChainState(store, self.params, checker=SignatureChecker(self.sigcache), flush=flush,
+                                assume_valid=config.assume_valid)
         self.chain.activate_best_chain()  # finish a reorganisation a crash interrupted
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
