@@ -321,3 +321,27 @@ def test_a_long_sync_asks_within_a_window_of_the_last_common_block(cb):
         later += h.receive("a", m.BlockMessage(b))
     assert h.tree.tip.hash == blocks[299].hash
     assert requested(later, "a") == [b.hash for b in blocks[BLOCK_DOWNLOAD_WINDOW:]]
+
+
+def test_our_own_transactions_go_out_as_one_inv_per_peer_leaving_out_what_a_peer_has():
+    """relay_txs: what the node's API admitted in one relay tick, one inv per peer (in
+    chunks of MAX_INV_ITEMS), without the transactions a peer is known to have."""
+    h = Harness()
+    h.handshake("a")
+    h.handshake("b", inbound=False)
+    h.connect("c")  # no handshake: not ready, told nothing
+    txids = [bytes([i % 256, i // 256]) * 16 for i in range(m.MAX_INV_ITEMS + 5)]
+
+    class Tx:
+        def __init__(self, txid):
+            self.txid = txid
+
+    h.receive("a", m.Inv([(m.INV_TX, txids[0])]))  # "a" announced the first one: it has it
+    out = h.protocol.relay_txs([Tx(t) for t in txids])
+    to_a, to_b = sends(out, "a", m.Inv), sends(out, "b", m.Inv)
+    assert [len(msg.items) for msg in to_a] == [m.MAX_INV_ITEMS, 4]
+    assert [len(msg.items) for msg in to_b] == [m.MAX_INV_ITEMS, 5]
+    assert [h_ for msg in to_b for _, h_ in msg.items] == txids
+    assert [h_ for msg in to_a for _, h_ in msg.items] == txids[1:]
+    assert sends(out, "c") == []
+    assert h.protocol.relay_txs([Tx(t) for t in txids]) == []  # now everyone knows them all

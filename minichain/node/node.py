@@ -61,6 +61,7 @@ TICK = 1.0                    # seconds between the protocol's ticks
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 P2P_PATH = "/p2p"
 MAX_ARRIVALS = 2000           # block first-arrival times kept for /api/arrivals
+TX_RELAY_DELAY = 0.1          # seconds our own transactions wait to be announced together
 
 
 def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -143,6 +144,7 @@ class Node:
         self._stopped = asyncio.Event()
         self._extra_nonce = 0
         self._source: Peer | None = None     # the peer whose message is being handled
+        self._relay_queue: list[Transaction] = []  # our users' transactions, announced per tick
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -410,9 +412,22 @@ class Node:
             log.warning("rejected block %s: %s %s", block.hash_hex()[:16], result.reason, result.message)
 
     def submit_transaction(self, tx: Transaction) -> None:
-        """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it."""
+        """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it
+        within TX_RELAY_DELAY, together with the others submitted meanwhile (one inv per
+        peer, not one per transaction)."""
         self.backend.admit_tx(tx)
-        self._execute(self.protocol.relay_tx(tx))
+        queue = self._relay_queue
+        queue.append(tx)
+        if len(queue) == 1:
+            try:
+                asyncio.get_running_loop().call_later(TX_RELAY_DELAY, self._relay_queued)
+            except RuntimeError:  # no loop running (a test driving the node by hand): now
+                self._relay_queued()
+
+    def _relay_queued(self) -> None:
+        txs, self._relay_queue = self._relay_queue, []
+        if txs and not self._stopping.is_set():
+            self._execute(self.protocol.relay_txs(txs))
 
     def _tx_admitted(self, tx: Transaction, entry: Any) -> None:
         source = self._source
