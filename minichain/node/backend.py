@@ -69,9 +69,14 @@ class NodeChain:
 
     def admit_tx(self, tx: Transaction) -> Any:
         """Admit ``tx`` to the mempool or raise MempoolError with the reason; returns the entry."""
-        if self.state.index.has_tx(tx.txid):
-            raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
-        entry = self.mempool.add(tx, self.state, self.state.height)
+        try:
+            entry = self.mempool.add(tx, self.state, self.state.height)
+        except MempoolError as exc:
+            # A confirmed transaction's inputs are spent (by itself): only then is the
+            # transaction index asked, for the clearer reason (no index read per admission).
+            if exc.reason == "bad-txns-inputs-missingorspent" and self.state.index.has_tx(tx.txid):
+                raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain") from None
+            raise
         if self.on_tx is not None:
             self.on_tx(tx, entry)
         return entry

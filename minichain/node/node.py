@@ -62,6 +62,9 @@ RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 P2P_PATH = "/p2p"
 MAX_ARRIVALS = 2000           # block first-arrival times kept for /api/arrivals
 TX_RELAY_DELAY = 0.1          # seconds our own transactions wait to be announced together
+# At most this many announced per relay tick (Bitcoin: INVENTORY_BROADCAST_MAX): a peer's
+# getdata for them is answered at once, and must fit its send queue (peer.SEND_QUEUE).
+TX_RELAY_MAX = 500
 
 
 def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -416,22 +419,27 @@ class Node:
         within TX_RELAY_DELAY, together with the others submitted meanwhile (one inv per
         peer, not one per transaction)."""
         self.backend.admit_tx(tx)
-        queue = self._relay_queue
-        queue.append(tx)
-        if len(queue) == 1:
-            try:
-                asyncio.get_running_loop().call_later(TX_RELAY_DELAY, self._relay_queued)
-            except RuntimeError:  # no loop running (a test driving the node by hand): now
-                self._relay_queued()
+        self._relay_queue.append(tx)
+        if len(self._relay_queue) == 1:
+            self._schedule_relay()
+
+    def _schedule_relay(self) -> None:
+        try:
+            asyncio.get_running_loop().call_later(TX_RELAY_DELAY, self._relay_queued)
+        except RuntimeError:  # no loop running (a test driving the node by hand): now
+            self._relay_queued()
 
     def _relay_queued(self) -> None:
-        txs, self._relay_queue = self._relay_queue, []
-        if txs and not self._stopping.is_set():
-            self._execute(self.protocol.relay_txs(txs))
+        txs, self._relay_queue = self._relay_queue[:TX_RELAY_MAX], self._relay_queue[TX_RELAY_MAX:]
+        if self._stopping.is_set():
+            return
+        self._execute(self.protocol.relay_txs(txs))
+        if self._relay_queue:
+            self._schedule_relay()
 
     def _tx_admitted(self, tx: Transaction, entry: Any) -> None:
         source = self._source
-        log.info("accepted tx %s (fee %d)%s", tx.txid_hex()[:16], entry.fee,
+        log.debug("accepted tx %s (fee %d)%s", tx.txid_hex()[:16], entry.fee,
                  "" if source is None else f" from {source.name}")
         self._emit("tx", {"txid": tx.txid_hex(), "fee": entry.fee})
 
