@@ -345,3 +345,21 @@ def test_our_own_transactions_go_out_as_one_inv_per_peer_leaving_out_what_a_peer
     assert [h_ for msg in to_a for _, h_ in msg.items] == txids[1:]
     assert sends(out, "c") == []
     assert h.protocol.relay_txs([Tx(t) for t in txids]) == []  # now everyone knows them all
+
+
+def test_a_block_is_served_as_its_stored_bytes_and_decodes_to_the_block(cb):
+    """getdata for a block: the message carries the stored bytes (not a decode and a
+    re-encoding), and what the peer decodes is the block; the header is there if asked."""
+    from minichain.node.backend import StoredBlock
+
+    h = ready(Harness(), "a")
+    blocks = cb.chain(None, 3, n_txs=0)
+    h.receive("a", m.Headers([b.header for b in blocks]))
+    for b in blocks:
+        h.receive("a", m.BlockMessage(b))
+    h.state._recent.clear()  # as after a restart: only the store has them
+    out = h.receive("a", m.GetData([(m.INV_BLOCK, blocks[1].hash)]))
+    [msg] = sends(out, "a", m.BlockMessage)
+    assert isinstance(msg.block, StoredBlock) and msg.block.hash == blocks[1].hash
+    assert m.decode(m.encode(msg)).block == blocks[1]
+    assert msg.size == len(m.encode(msg)) and msg.block.header == blocks[1].header

@@ -365,6 +365,11 @@ class ChainState:
         data = self.store.get_block(block_hash)
         return None if data is None else Block.deserialize(data)
 
+    def get_block_bytes(self, block_hash: bytes) -> bytes | None:
+        """A stored block's serialization, without decoding it (what a peer is sent)."""
+        block = self._recent.get(block_hash)
+        return block.serialize() if block is not None else self.store.get_block(block_hash)
+
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         return self.store.get_coin(outpoint)
 

@@ -19,7 +19,38 @@ from typing import Any, Callable
 from minichain.chainstate import AcceptResult, ChainState, Mempool, MempoolError
 from minichain.core.block import Block, BlockHeader
 from minichain.core.chain import BlockTree
+from minichain.core.encoding import Writer
 from minichain.core.tx import Transaction
+
+
+class StoredBlock:
+    """A stored block as its bytes, for a block message to a peer. The protocol only wraps
+    it in a message that writes these bytes, so serving a block costs a read, not a decode
+    and a re-encoding (Bitcoin Core, too, sends a block from disk as it is stored).
+    Anything else asked of it (header, transactions) decodes it once."""
+
+    __slots__ = ("hash", "_raw", "_block")
+
+    def __init__(self, block_hash: bytes, raw: bytes) -> None:
+        self.hash = block_hash
+        self._raw = raw
+        self._block: Block | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self._raw)
+
+    def write(self, w: Writer) -> None:
+        w.write(self._raw)
+
+    def serialize(self) -> bytes:
+        return self._raw
+
+    def __getattr__(self, name: str) -> Any:
+        block = self._block
+        if block is None:
+            block = self._block = Block.deserialize(self._raw)
+        return getattr(block, name)
 
 
 class NodeChain:
@@ -55,8 +86,10 @@ class NodeChain:
             self.on_block(block, result)
         return result
 
-    def get_block(self, block_hash: bytes) -> Block | None:
-        return self.state.get_block(block_hash)
+    def get_block(self, block_hash: bytes) -> "StoredBlock | None":
+        """A block to send to a peer: its stored bytes, not decoded (see StoredBlock)."""
+        raw = self.state.get_block_bytes(block_hash)
+        return None if raw is None else StoredBlock(block_hash, raw)
 
     # -- transactions
 
