@@ -236,8 +236,9 @@ class ChainState:
         if sigcache is not None and checker is not None:
             raise ValueError("pass a sigcache or a checker (which has its own cache), not both")
         self.flush_policy = flush
-        # With a window, every read and write goes through the pending layer.
-        self.store: ChainStore = CachedStore(store) if flush.buffered else store
+        # With a window, every read and write goes through the pending layer (one given
+        # ready-made is used as it is).
+        self.store: ChainStore = CachedStore(store) if flush.buffered and not isinstance(store, CachedStore) else store
         self.params = params
         self.checker = checker if checker is not None else SignatureChecker(sigcache)
         self.assume_valid = assume_valid   # block hash (internal byte order) or None
