@@ -166,6 +166,8 @@ def test_bench_crypto_runs_the_benchmark(cli, monkeypatch):
     monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = cli("bench", "crypto", "--budget", "0.01").stdout
     assert "sign" in out and "verify" in out and "ops/s" in out
+    assert "ecdsa" in out and "coincurve" in out  # both, installed or not
+    assert "verify backend in use" in out and "2 threads at once" in out
 
 
 def test_bench_explains_when_the_benchmarks_are_not_there(cli, monkeypatch, tmp_path):

@@ -62,7 +62,7 @@ MIN_SIGNATURE_SIZE = 8
 ALL_BACKENDS: tuple[str, ...] = ("ecdsa", "coincurve")
 BACKENDS: tuple[str, ...] = ALL_BACKENDS if _coincurve is not None else ("ecdsa",)
 VERIFY_ENV = "MINICHAIN_VERIFY"
-INSTALL_HINT = "pip install coincurve (wheels for CPython 3.11+ on Linux, macOS and Windows)"
+INSTALL_HINT = "pip install coincurve (wheels for CPython 3.11+ on Linux and macOS)"
 
 
 def choose_backend(wanted: str | None) -> str:
