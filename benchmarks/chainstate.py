@@ -346,6 +346,8 @@ def ibd(workdir: str, seed_datadir: str, name: str, store: str, backend: str, bl
                    interval=0.05)
         seconds = time.perf_counter() - began
         rss = node.peak_rss()
+        said = "coincurve" if backend == "coincurve" else "python-ecdsa"
+        assert f"verifying signatures with {said}" in node.log_text(), f"{name} did not verify with {backend}"
     finally:
         for p in (node, source):
             try:

@@ -59,6 +59,27 @@ def hx(h: bytes) -> str:
     return h[::-1].hex()
 
 
+class LoopTurns:
+    """Counts the turns another task gets on the event loop while the block runs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Task | None = None
+
+    async def _spin(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.count += 1
+
+    async def __aenter__(self) -> "LoopTurns":
+        self._task = asyncio.get_running_loop().create_task(self._spin())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
 # -- addresses ------------------------------------------------------------------------------------
 
 
@@ -307,28 +328,19 @@ def test_a_batch_gives_the_event_loop_a_turn_after_each_slice_of_work(tmp_path, 
     from minichain.node.api import transactions
 
     monkeypatch.setattr(transactions, "LOOP_SLICE", 0.0)
-    turns = 0
+    turns = LoopTurns()
     seen: list[int] = []
     original = transactions.Transactions._admit
 
     def watched(self, raw_hex):
-        seen.append(turns)
+        seen.append(turns.count)
         return original(self, raw_hex)
 
     monkeypatch.setattr(transactions.Transactions, "_admit", watched)
 
     async def check(node, client):
-        nonlocal turns
-
-        async def other_work():
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
-
-        task = asyncio.get_running_loop().create_task(other_work())
-        resp = await client.post("/api/txs", json={"hex": ["00"] * 20})
-        task.cancel()
+        async with turns:
+            resp = await client.post("/api/txs", json={"hex": ["00"] * 20})
         assert (await resp.json())["rejected"] == 20
         assert len(seen) == 20 and len(set(seen)) == 20  # never two admissions in one turn
 
@@ -339,29 +351,20 @@ def test_building_a_page_gives_the_event_loop_a_turn_every_chunk(tmp_path, mediu
     """Another task counts its turns; each history entry the handler reads notes the count
     at that moment. No more than CHUNK entries may be read without the other task running."""
     addr = medium.address()
-    turns = 0
+    turns = LoopTurns()
     seen: list[int] = []
     original = NodeView.address_history
 
     def watched(self, pkh, before=None):
         for entry in original(self, pkh, before):
-            seen.append(turns)
+            seen.append(turns.count)
             yield entry
 
     monkeypatch.setattr(NodeView, "address_history", watched)
 
     async def check(node, client):
-        nonlocal turns
-
-        async def other_work():
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
-
-        task = asyncio.get_running_loop().create_task(other_work())
-        data = await get(client, f"/api/address/{addr}/history?limit={MAX_PAGE}")
-        task.cancel()
+        async with turns:
+            data = await get(client, f"/api/address/{addr}/history?limit={MAX_PAGE}")
         assert len(data["history"]) == MAX_PAGE and len(seen) == MAX_PAGE + 1  # one more: is there a next page?
         longest = max(seen.count(t) for t in set(seen))
         assert longest <= common.CHUNK + 1

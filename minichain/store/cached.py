@@ -30,7 +30,7 @@ store underneath either.
 from __future__ import annotations
 
 import bisect
-from typing import Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from minichain.core.tx import OutPoint
 from minichain.core.validation import Coin
@@ -124,12 +124,7 @@ class CachedStore(ChainStore):
         return block_hash in self._pending.blocks or self.base.has_block(block_hash)
 
     def iter_block_hashes(self) -> Iterator[bytes]:
-        pending = list(self._pending.blocks)
-        yield from pending
-        seen = set(pending)
-        for h in self.base.iter_block_hashes():
-            if h not in seen:
-                yield h
+        return _keys_over(self._pending.blocks, self.base.iter_block_hashes)
 
     def get_index(self, block_hash: bytes) -> IndexRow | None:
         row = self._pending.index.get(block_hash)
@@ -155,13 +150,7 @@ class CachedStore(ChainStore):
         return self.base.get_undo(block_hash) if data is _MISSING else data  # type: ignore[return-value]
 
     def iter_undo_hashes(self) -> Iterator[bytes]:
-        pending = dict(self._pending.undo)
-        for h, data in pending.items():
-            if data is not None:
-                yield h
-        for h in self.base.iter_undo_hashes():
-            if h not in pending:
-                yield h
+        return _keys_over(self._pending.undo, self.base.iter_undo_hashes)
 
     def get_meta(self, name: str) -> bytes | None:
         value = self._pending.meta.get(name)
@@ -202,6 +191,14 @@ class CachedStore(ChainStore):
         """Flush what is pending, then close the base (a clean shutdown loses nothing)."""
         self.flush()
         self.base.close()
+
+
+def _keys_over(pending: dict[bytes, object], base: Callable[[], Iterable[bytes]]) -> Iterator[bytes]:
+    """The keys with a pending value (not a delete), then the base's keys without a
+    pending change; both read when the first key is asked for."""
+    changes = dict(pending)
+    yield from (k for k, v in changes.items() if v is not None)
+    yield from (k for k in base() if k not in changes)
 
 
 def _merge(pending: list[tuple[K, object]], base: Iterator[tuple[K, object]], *, key, reverse: bool):

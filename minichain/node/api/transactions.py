@@ -14,6 +14,12 @@ that confirms it is not checked again); and the node announces what was admitted
 peer in one inv per relay tick (``Node.submit_transaction``). A batch is admitted in
 slices of at most LOOP_SLICE seconds, with a turn of the event loop between them, so
 blocks keep flowing while a large batch is checked (the loop budget of common.py).
+
+Verification stays on the loop's thread: libsecp256k1's calls release the GIL, but a
+check is several short calls with Python between them, and beside a busy event loop a
+worker thread gets the GIL back once per switch interval -- it verified at about a
+quarter of its speed alone (``python -m benchmarks.crypto``, the thread rows), so a pool
+of threads would slow admission down rather than take work off the loop.
 """
 
 from __future__ import annotations
