@@ -6,7 +6,9 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minichain.sim import Engine, Exponential, Fixed, LogNormal, Network, Send, Simulation, Uniform
+from minichain.sim import (
+    Broadcast, Engine, Exponential, Fixed, LogNormal, Network, NetworkStats, Send, Simulation, Uniform,
+)
 
 
 class Msg:
@@ -229,3 +231,75 @@ def test_link_overrides_set_before_the_simulation_exists_apply_to_the_right_link
     arrival = {(src, e.id): t for e in sim.engines for t, src, _ in e.got}
     assert arrival[(2, 0)] == pytest.approx(0.01)
     assert all(t == pytest.approx(1.0) for link, t in arrival.items() if link != (2, 0))
+
+
+# -- the counters (NetworkStats) -----------------------------------------------------------
+
+
+class Other(Msg):
+    __slots__ = ()
+
+
+class Scripted(Engine):
+    """Node 0 sends two Msgs and broadcasts an Other (with a copy to itself) at start."""
+
+    def on_start(self):
+        if self.id != 0:
+            return []
+        return [Send(1, Msg(0, 10)), Send(2, Msg(1, 10)), Broadcast(Other(2, 5), include_self=True)]
+
+    def on_message(self, src, msg):
+        return [Send(0, Msg(9))] if self.id == 1 and isinstance(msg, Other) else []
+
+
+def test_counters_split_sends_deliveries_crash_drops_and_copies_to_self_by_type_and_sender():
+    net = Network(Fixed(0.1))
+    sim = Simulation(3, lambda ctx: Scripted(ctx), seed=0, network=net)
+    sim.crash(2)                                # everything sent to node 2 is dropped on arrival
+    sim.run()
+    c = net.counters
+    assert isinstance(c, NetworkStats)
+    # Node 0: Msg->1, Msg->2, Other->1, Other->2 (and a copy to itself, not traffic);
+    # node 1 answers the Other with one Msg to node 0.
+    assert (c.sent, c.delivered, c.crashed, c.self_delivered, c.in_flight) == (5, 3, 2, 1, 0)
+    assert c.sent_by_node == [4, 1, 0]
+    assert c.bytes_sent == 10 + 10 + 5 + 5 + 0
+    assert c.sent_by_type == {"Msg": 3, "Other": 2}
+    assert c.delivered_by_type == {"Msg": 2, "Other": 1}
+    assert net.stats() == {
+        "sent": 5, "delivered": 3, "lost": 0, "partitioned": 0, "crashed": 2, "duplicated": 0, "in_flight": 0,
+        "self_delivered": 1, "bytes_sent": 30, "sent_by_type": {"Msg": 3, "Other": 2},
+        "delivered_by_type": {"Msg": 2, "Other": 1},
+    }
+    assert sim.result().messages == net.stats()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_every_copy_sent_is_accounted_for_while_in_flight_and_none_is_left_at_the_end(seed):
+    net = Network(Exponential(0.3, base=0.01), loss=0.1, duplicate=0.1, fifo=False)
+    sim = Simulation(5, lambda ctx: Blaster(ctx, all_to_all(5), 20), seed=seed, network=net)
+    seen = []
+
+    def probe():
+        s = net.stats()
+        seen.append(s["in_flight"])
+        assert s["in_flight"] >= 0
+        assert sum(s["delivered_by_type"].values()) == s["delivered"]
+
+    for t in (0.05, 0.1, 0.2, 0.4):
+        sim.at(t, probe)
+    sim.at(0.15, sim.crash, 4)                 # what is still on its way to node 4 is dropped
+    sim.run()
+    assert max(seen) > 0                        # the probes did see messages on the way
+    s = net.stats()
+    assert s["in_flight"] == 0 and s["crashed"] > 0
+    assert s["delivered"] == sum(len(e.got) for e in sim.engines)
+
+
+def test_the_networks_counters_are_read_only_from_outside():
+    net = Network(0.1)
+    with pytest.raises(AttributeError):
+        net.sent = 5
+    with pytest.raises(AttributeError):
+        net.delivered += 1

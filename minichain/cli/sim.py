@@ -350,3 +350,125 @@ def calibrate_cmd(engine: str, scenario: str, duration: float, interval: float, 
         table.add_row(label, a, b)
     console().print(table)
     sys.stdout.flush()
+
+@sim.command("sweep", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("what", required=False, metavar="SPEC.toml|SCENARIO")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Results directory: results.csv/json, aggregate.csv, timings.csv, plots; runs already there are reused.")
+@click.option("--workers", default=None, type=click.IntRange(1),
+              help="Local worker processes (default: all cores; 1 runs in this process).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on a Dask cluster, e.g. tcp://host:8786 (pip install 'minichain[cluster]').")
+@click.option("--seeds", default=None, help="N (seeds 1..N), a list 3,7 or a range 1:21 (stop excluded).")
+@click.option("--metrics", default=None, help="Metrics to keep and print (comma-separated; default: the scenario's).")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="With --out: draw the plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print the aggregate rows (one per point) as JSON.")
+@click.option("--list", "list_scenarios", is_flag=True, help="List the scenarios, their parameters and metrics.")
+@click.pass_context
+def sweep_cmd(ctx: click.Context, what: str | None, out_dir: str | None, workers: int | None, scheduler: str | None,
+              seeds: str | None, metrics: str | None, plots: bool, as_json: bool, list_scenarios: bool) -> None:
+    """Run a parameter grid: every point for every seed, in parallel, resumable.
+
+    The argument is a spec file (TOML, see docs/sweeps/) or a scenario name followed by its
+    parameters, each a comma-separated list of values and start:stop:step ranges (stop
+    excluded). One row per (point, seed) goes to DIR/results.csv; the table printed has
+    one line per point: mean, 95% interval and the closed forms. Progress, wall time
+    and memory go to stderr, so stdout is the same for the same sweep.
+
+    \b
+    Example:
+      minichain sim sweep docs/sweeps/selfish-mining.toml --out sweep-out
+      minichain sim sweep selfish-mining --alpha 0.05:0.5:0.05 --gamma 0,0.5,1 --seeds 20
+      minichain sim sweep double-spend --q 0.1,0.3 --z 0:11 --scheduler tcp://HOST:8786
+    """
+    import os
+    import sys
+
+    from minichain.cli.common import EXIT_USAGE, CommandError
+    from minichain.sim import sweep
+    from minichain.sim.sweep import report
+
+    if list_scenarios:
+        click.echo(report.scenarios(), nl=False)
+        return
+    if what is None:
+        raise click.UsageError("name a spec file or a scenario (minichain sim sweep --list shows them)")
+    options = _parameter_options(ctx.args)
+    try:
+        if what.endswith(".toml") or os.path.isfile(what):
+            spec = sweep.load(what).with_overrides(options, seeds=seeds, metrics=metrics)
+        else:
+            spec = sweep.from_cli(what, options, seeds=seeds, metrics=metrics)
+    except sweep.SpecError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        if sys.stderr.isatty():
+            result = _sweep_with_progress_bar(spec, out_dir, workers, scheduler, plots)
+        else:
+            result = sweep.sweep(spec, out_dir, workers=workers, scheduler=scheduler, plots=plots)
+    except sweep.SweepError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write the results: {exc.strerror or exc}: {exc.filename or out_dir}") from None
+    except KeyboardInterrupt:
+        saved = f"; the runs finished so far are in {out_dir}: the same command resumes" if out_dir else ""
+        raise CommandError(f"interrupted{saved}", 130) from None
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.aggregate, indent=1))
+    else:
+        click.echo(report.table(result), nl=False)
+    sys.stdout.flush()
+    click.echo(report.timing(result), err=True)
+    if result.written:
+        click.echo("wrote " + ", ".join(result.written), err=True)
+
+
+def _sweep_with_progress_bar(spec, out_dir, workers, scheduler, plots):
+    """The sweep under a rich progress bar on stderr: runs done of the total, ETA, executor.
+    The bar starts at the first report, once the executor's workers have started (a
+    worker forked while the bar's refresh thread holds a lock could inherit it locked)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from minichain.cli.common import console
+    from minichain.sim import sweep
+    from minichain.sim.sweep.runner import describe_executor
+
+    bar = Progress(TextColumn(f"{spec.scenario} on {describe_executor(workers, scheduler)}"), BarColumn(),
+                   MofNCompleteColumn(), TextColumn("runs, ETA"), TimeRemainingColumn(), TextColumn("elapsed"),
+                   TimeElapsedColumn(),
+                   console=console(stderr=True), transient=True)
+    task = bar.add_task("sweep", total=len(spec.points()) * len(spec.seeds))
+
+    def report(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done)
+
+    try:
+        return sweep.sweep(spec, out_dir, workers=workers, scheduler=scheduler, plots=plots, progress=report)
+    finally:
+        bar.stop()
+
+
+def _parameter_options(args: list[str]) -> list[tuple[str, str]]:
+    """``--alpha 0.1,0.2 --block-interval=60`` -> [("alpha", "0.1,0.2"), ("block_interval", "60")]."""
+    out: list[tuple[str, str]] = []
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or len(arg) == 2:
+            raise click.UsageError(f"unexpected argument {arg!r}: give parameters as --name VALUES")
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if not args or args[0].startswith("--"):
+                raise click.UsageError(f"{arg} needs a value")
+            value = args.pop(0)
+        name = name.replace("-", "_")
+        if any(n == name for n, _ in out):
+            raise click.UsageError(f"--{name.replace('_', '-')} is given twice")
+        out.append((name, value))
+    return out

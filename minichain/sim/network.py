@@ -23,21 +23,25 @@ reproducible byte for byte. Fault methods take effect when called; the simulator
 ``at(time, ...)`` schedules them (``sim.at(50, sim.net.partition, [[0, 1], [2, 3]])``),
 and each is written to ``log`` with its virtual time.
 
-Counters (``stats()``): ``sent`` + ``duplicated`` = ``delivered`` + ``lost`` +
-``partitioned`` + ``crashed`` + ``in_flight`` at every instant.
+Counters (``counters``, a :class:`NetworkStats`; ``stats()`` is its dictionary): ``sent`` +
+``duplicated`` = ``delivered`` + ``lost`` + ``partitioned`` + ``crashed`` + ``in_flight`` at
+every instant. The network counts what happens when a message is sent; the simulator, which
+delivers it, counts its delivery (or its drop at a crashed receiver) in the same object.
+
+The network schedules arrivals through the narrow :class:`~minichain.sim.events.Deliveries`
+view of the simulator's event queue, handed over by ``attach``: it never sees timers or
+calls.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
-from heapq import heappush
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
-    from minichain.sim.simulator import Simulation
+    from minichain.sim.events import Deliveries
 
 
 # -- latency distributions -------------------------------------------------------------
@@ -62,8 +66,8 @@ _log, _exp, _sqrt, _cos, _sin = math.log, math.exp, math.sqrt, math.cos, math.si
 
 
 def _lognormal_fifo_push(rng: random.Random, now: float, src: int, dsts: list[int], msg: Any,
-                         latency: "LogNormal", last_arrival: dict[int, float], heap: list,
-                         counter: Iterator[int]) -> None:
+                         latency: "LogNormal", last_arrival: dict[int, float],
+                         push: Callable[[float, int, int, Any], None]) -> None:
     """The plain FIFO path of ``transmit`` for each of ``dsts`` on a log-normal network, with
     the latency drawn inline: the hot loop of a large gossip run (one call per relay)."""
     # latency.sample(rng) is base + median * exp(sigma * rng.gauss(0.0, 1.0)), and gauss()
@@ -85,7 +89,7 @@ def _lognormal_fifo_push(rng: random.Random, now: float, src: int, dsts: list[in
         if t < last:
             t = last
         last_arrival[dst] = t
-        heappush(heap, (t, next(counter), 0, dst, src, msg))
+        push(t, dst, src, msg)
     rng.gauss_next = z
 
 
@@ -196,9 +200,8 @@ def _inline_draws_match() -> bool:
     latency = LogNormal(0.1, 0.5, 0.01)
     for seed in (1, 2):
         fast, lib = random.Random(seed), random.Random(seed)
-        heap: list = []
-        _lognormal_fifo_push(fast, 1.0, 0, [1, 2, 3, 4, 5], None, latency, {}, heap, itertools.count())
-        got = [entry[0] for entry in sorted(heap, key=lambda entry: entry[1])]   # in sending order
+        got: list[float] = []
+        _lognormal_fifo_push(fast, 1.0, 0, [1, 2, 3, 4, 5], None, latency, {}, lambda t, *_: got.append(t))
         got += _exponential_many(fast, 3, 0.02, 12.5)
         want = [1.0 + latency.sample(lib) for _ in range(5)]
         want += [0.02 + lib.expovariate(12.5) for _ in range(3)]
@@ -210,11 +213,85 @@ def _inline_draws_match() -> bool:
 _INLINE_DRAWS = _inline_draws_match()
 
 
+# -- counters ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NetworkStats:
+    """What happened to the messages of one run.
+
+    The network writes what it decides when a message is sent (``sent``, ``lost``,
+    ``partitioned``, ``duplicated``, ``bytes_sent``, the per-type and per-node sent
+    counts); the simulator writes what happens when it delivers one (``delivered`` and
+    ``delivered_by_cls``, ``crashed`` for a receiver that is down) and ``self_delivered``
+    for an engine's copy to itself, which never touches the network. Plain fields, so
+    that the hot loops can count in place.
+    """
+
+    sent: int = 0
+    delivered: int = 0
+    lost: int = 0
+    partitioned: int = 0
+    crashed: int = 0                 # delivered to a crashed node, so dropped
+    duplicated: int = 0
+    self_delivered: int = 0          # copies to self (Broadcast include_self): not traffic
+    bytes_sent: float = 0            # sum of the messages' ``size`` (an int unless a size is not)
+    sent_by_cls: dict[type, int] = field(default_factory=dict)
+    delivered_by_cls: dict[type, int] = field(default_factory=dict)
+    sent_by_node: list[int] = field(default_factory=list)   # by sender; sized by Network.attach
+
+    @property
+    def in_flight(self) -> int:
+        return self.sent + self.duplicated - self.delivered - self.lost - self.partitioned - self.crashed
+
+    @property
+    def sent_by_type(self) -> dict[str, int]:
+        return _by_name(self.sent_by_cls)
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        return _by_name(self.delivered_by_cls)
+
+    def as_dict(self) -> dict:
+        """The ``messages`` of a run's result (``Network.stats()``)."""
+        return {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "partitioned": self.partitioned,
+            "crashed": self.crashed,
+            "duplicated": self.duplicated,
+            "in_flight": self.in_flight,
+            "self_delivered": self.self_delivered,
+            "bytes_sent": self.bytes_sent,
+            "sent_by_type": self.sent_by_type,
+            "delivered_by_type": self.delivered_by_type,
+        }
+
+
+def _counter(name: str) -> property:
+    return property(lambda net: getattr(net.counters, name), doc=f"``counters.{name}`` (read-only).")
+
+
 # -- the network -------------------------------------------------------------------------
 
 
 class Network:
-    """Links, faults and counters. Attached to exactly one :class:`Simulation`."""
+    """Links, faults and counters. Attached to exactly one
+    :class:`~minichain.sim.simulator.Simulation`."""
+
+    # Read-only views of ``counters`` (the network's own fields before NetworkStats).
+    sent = _counter("sent")
+    delivered = _counter("delivered")
+    lost = _counter("lost")
+    partitioned = _counter("partitioned")
+    crashed = _counter("crashed")
+    duplicated = _counter("duplicated")
+    self_delivered = _counter("self_delivered")
+    bytes_sent = _counter("bytes_sent")
+    sent_by_node = _counter("sent_by_node")
+    sent_by_type = _counter("sent_by_type")
+    delivered_by_type = _counter("delivered_by_type")
 
     def __init__(
         self,
@@ -244,20 +321,10 @@ class Network:
         self.gst: float | None = None
         self._async_delay: Latency | None = None
         self.log: list[tuple[float, str, Any]] = []
-        self.sim: "Simulation | None" = None
         self.n = 0
-        # counters
-        self.sent = 0
-        self.delivered = 0
-        self.lost = 0
-        self.partitioned = 0
-        self.crashed = 0
-        self.duplicated = 0
-        self.self_delivered = 0
-        self.bytes_sent = 0
-        self._sent_by_cls: dict[type, int] = {}
-        self._delivered_by_cls: dict[type, int] = {}
-        self.sent_by_node: list[int] = []
+        self.counters = NetworkStats()
+        self._deliveries: "Deliveries | None" = None   # set by attach
+        self._clock: Callable[[], float] | None = None
         self._refresh()
 
     # Fields that decide whether the fast path applies are properties, so that setting
@@ -295,20 +362,21 @@ class Network:
             or self._link_latency or self._link_loss or self._extra or self.gst is not None
         )
 
-    def attach(self, sim: "Simulation") -> None:
-        if self.sim is not None:
+    def attach(self, n: int, rng: random.Random, deliveries: "Deliveries", clock: Callable[[], float]) -> None:
+        """Join a simulation of ``n`` nodes: draw from its one ``rng``, schedule arrivals
+        through ``deliveries``, and stamp the fault log with ``clock()`` (virtual time)."""
+        if self._deliveries is not None:
             raise ValueError("a Network belongs to one Simulation")
-        self.sim = sim
-        self.n = sim.n
-        self._heap = sim._heap
-        self._counter = sim._counter
-        self._rng = sim.rng
+        self.n = n
+        self._rng = rng
+        self._deliveries = deliveries
+        self._clock = clock
         for a, b, latency, loss, both_ways in self._pending_links:
             self.set_link(a, b, latency=latency, loss=loss, both_ways=both_ways)
         self._pending_links.clear()
-        self._group = [0] * sim.n
-        self.sent_by_node = [0] * sim.n
-        self._last_arrival = [{} for _ in range(sim.n)]
+        self._group = [0] * n
+        self.counters.sent_by_node = [0] * n
+        self._last_arrival = [{} for _ in range(n)]
 
     # -- configuration -------------------------------------------------------------------
 
@@ -318,7 +386,7 @@ class Network:
 
         May be called before the network is attached to its simulation (the override is
         kept until the number of nodes is known)."""
-        if self.sim is None:
+        if self._deliveries is None:
             self._pending_links.append((a, b, latency, loss, both_ways))
             return
         self._check(a)
@@ -426,13 +494,14 @@ class Network:
 
         The hot path of every run: it is written for speed (no allocations beyond the
         heap entry when no fault is configured)."""
-        self.sent += 1
-        self.sent_by_node[src] += 1
+        c = self.counters
+        c.sent += 1
+        c.sent_by_node[src] += 1
         cls = msg.__class__
-        counts = self._sent_by_cls
+        counts = c.sent_by_cls
         counts[cls] = counts.get(cls, 0) + 1
         size = getattr(msg, "size", 0)
-        self.bytes_sent += size
+        c.bytes_sent += size
         rng = self._rng
         if self._plain:
             # No fault, override or bandwidth in force: latency (and FIFO) only.
@@ -443,15 +512,15 @@ class Network:
                 if t < last:
                     t = last
                 last_arrival[dst] = t
-            heappush(self._heap, (t, next(self._counter), 0, dst, src, msg))
+            self._deliveries.push(t, dst, src, msg)
             return
         key = src * self.n + dst
         if self._blocking and (self._group[src] != self._group[dst] or key in self._cuts):
-            self.partitioned += 1
+            c.partitioned += 1
             return
         loss = self._link_loss.get(key, self.loss) if self._link_loss else self.loss
         if loss and rng.random() < loss:
-            self.lost += 1
+            c.lost += 1
             return
         depart = now
         if self._node_bandwidth or self.bandwidth:
@@ -463,8 +532,8 @@ class Network:
         copies = 1
         if self.duplicate and rng.random() < self.duplicate:
             copies = 2
-            self.duplicated += 1
-        heap = self._heap
+            c.duplicated += 1
+        push = self._deliveries.push
         while copies:
             copies -= 1
             t = depart + latency.sample(rng)
@@ -480,7 +549,7 @@ class Network:
                 if t < last:
                     t = last
                 last_arrival[dst] = t
-            heappush(heap, (t, next(self._counter), 0, dst, src, msg))
+            push(t, dst, src, msg)
 
     def transmit_many(self, now: float, src: int, dsts: list[int], msg: Any) -> None:
         """``transmit(now, src, dst, msg)`` for each ``dst`` in order -- the same counts, the
@@ -491,23 +560,23 @@ class Network:
                 self.transmit(now, src, dst, msg)
             return
         k = len(dsts)
-        self.sent += k
-        self.sent_by_node[src] += k
+        c = self.counters
+        c.sent += k
+        c.sent_by_node[src] += k
         cls = msg.__class__
-        counts = self._sent_by_cls
+        counts = c.sent_by_cls
         counts[cls] = counts.get(cls, 0) + k
         size = getattr(msg, "size", 0)
         if size.__class__ is int:
-            self.bytes_sent += size * k
+            c.bytes_sent += size * k
         else:
             for _ in dsts:                       # float sizes: add them one by one, as transmit does
-                self.bytes_sent += size
-        heap = self._heap
-        counter = self._counter
+                c.bytes_sent += size
+        push = self._deliveries.push
         latency = self.latency
         rng = self._rng
         if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
-            _lognormal_fifo_push(rng, now, src, dsts, msg, latency, self._last_arrival[src], heap, counter)
+            _lognormal_fifo_push(rng, now, src, dsts, msg, latency, self._last_arrival[src], push)
             return
         delays = _sample_many(latency, rng, k)
         if self.fifo:
@@ -519,36 +588,15 @@ class Network:
                 if t < last:
                     t = last
                 last_arrival[dst] = t
-                heappush(heap, (t, next(counter), 0, dst, src, msg))
+                push(t, dst, src, msg)
         else:
             for dst, delay in zip(dsts, delays):
-                heappush(heap, (now + delay, next(counter), 0, dst, src, msg))
+                push(now + delay, dst, src, msg)
 
     # -- reporting ---------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        in_flight = self.sent + self.duplicated - self.delivered - self.lost - self.partitioned - self.crashed
-        return {
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "partitioned": self.partitioned,
-            "crashed": self.crashed,
-            "duplicated": self.duplicated,
-            "in_flight": in_flight,
-            "self_delivered": self.self_delivered,
-            "bytes_sent": self.bytes_sent,
-            "sent_by_type": self.sent_by_type,
-            "delivered_by_type": self.delivered_by_type,
-        }
-
-    @property
-    def sent_by_type(self) -> dict[str, int]:
-        return _by_name(self._sent_by_cls)
-
-    @property
-    def delivered_by_type(self) -> dict[str, int]:
-        return _by_name(self._delivered_by_cls)
+        return self.counters.as_dict()
 
     def describe(self) -> dict:
         return {
@@ -572,7 +620,7 @@ class Network:
         self._refresh()
 
     def _note(self, what: str, detail: Any) -> None:
-        self.log.append((self.sim.now if self.sim is not None else 0.0, what, detail))
+        self.log.append((self._clock() if self._clock is not None else 0.0, what, detail))
 
 
 def _by_name(counts: dict[type, int]) -> dict[str, int]:
