@@ -603,3 +603,27 @@ def test_a_peer_that_keeps_starting_new_low_work_branches_is_banned(cb):
     # The first branch is held (it might go on), each new one abandons the last: +20 each.
     assert [r.reason for r in reports(out)] == [Misbehavior.LOW_WORK_HEADERS] * 5 and reports(out)[-1].banned
     assert len(h.tree.entries) == before
+
+
+def test_our_own_transactions_go_out_as_one_inv_per_peer_leaving_out_what_a_peer_has():
+    """relay_txs: what the node's API admitted in one relay tick, one inv per peer (in
+    chunks of MAX_INV_ITEMS), without the transactions a peer is known to have."""
+    h = Harness()
+    h.handshake("a")
+    h.handshake("b", inbound=False)
+    h.connect("c")  # no handshake: not ready, told nothing
+    txids = [bytes([i % 256, i // 256]) * 16 for i in range(m.MAX_INV_ITEMS + 5)]
+
+    class Tx:
+        def __init__(self, txid):
+            self.txid = txid
+
+    h.receive("a", m.Inv([(m.INV_TX, txids[0])]))  # "a" announced the first one: it has it
+    out = h.protocol.relay_txs([Tx(t) for t in txids])
+    to_a, to_b = sends(out, "a", m.Inv), sends(out, "b", m.Inv)
+    assert [len(msg.items) for msg in to_a] == [m.MAX_INV_ITEMS, 4]
+    assert [len(msg.items) for msg in to_b] == [m.MAX_INV_ITEMS, 5]
+    assert [h_ for msg in to_b for _, h_ in msg.items] == txids
+    assert [h_ for msg in to_a for _, h_ in msg.items] == txids[1:]
+    assert sends(out, "c") == []
+    assert h.protocol.relay_txs([Tx(t) for t in txids]) == []  # now everyone knows them all

@@ -79,7 +79,7 @@ class NodeChain:
 
     def block_message(self, block_hash: bytes) -> StoredBlock | None:
         """The block as stored, ready to send (no decoding, no re-encoding)."""
-        data = self.state.store.get_block(block_hash)
+        data = self.state.get_block_bytes(block_hash)
         return None if data is None else StoredBlock(block_hash, data)
 
     # -- transactions
@@ -94,13 +94,15 @@ class NodeChain:
     def admit_tx(self, tx: Transaction) -> Any:
         """Admit ``tx`` to the mempool or raise MempoolError with the reason; returns the entry."""
         try:
-            if self.state.index.has_tx(tx.txid):
-                raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
             entry = self.mempool.add(tx, self.state, self.state.height)
         except MempoolError as exc:
+            # A confirmed transaction's inputs are spent (by itself): only then is the
+            # transaction index asked, for the clearer reason (no index read per admission).
+            if exc.reason == "bad-txns-inputs-missingorspent" and self.state.index.has_tx(tx.txid):
+                exc = MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
             if self.on_tx_rejected is not None:
                 self.on_tx_rejected(tx, exc.reason)
-            raise
+            raise exc from None
         if self.on_tx is not None:
             self.on_tx(tx, entry)
         return entry

@@ -34,6 +34,7 @@ from minichain.core.encoding import DecodeError
 from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import Transaction
 from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
+from minichain.chainstate.state import EVERY_BATCH, NODE_FLUSH, FlushPolicy
 from minichain.node import messages as m
 from minichain.node.backend import NodeChain
 from minichain.node.lag import LagMonitor
@@ -64,6 +65,10 @@ TICK = 1.0                    # seconds between the protocol's ticks
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 P2P_PATH = "/p2p"
 MAX_ARRIVALS = 2000           # block first-arrival times kept for /api/arrivals
+TX_RELAY_DELAY = 0.1          # seconds our own transactions wait to be announced together
+# At most this many announced per relay tick (Bitcoin: INVENTORY_BROADCAST_MAX): a peer's
+# getdata for them is answered at once, and must fit its send queue (peer.SEND_QUEUE).
+TX_RELAY_MAX = 500
 
 
 def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -103,19 +108,25 @@ class NodeConfig:
     idle_timeout: float = 30.0     # a connection that completes no request in this long is closed
     max_api_connections: int = 64
     drain_timeout: float = DRAIN_TIMEOUT   # a peer over its send budget this long is dropped
+    flush: FlushPolicy = NODE_FLUSH  # when a LevelDB store is written (chainstate/state.py)
+    assume_valid: bytes | None = None  # skip signature checks below this block (opt-in)
 
 
 class Node:
     def __init__(self, config: NodeConfig, store: ChainStore | None = None) -> None:
         self.config = config
         self.params = config.params
+        # The node's own LevelDB store is written through a window of blocks (a memory
+        # store, or one a test hands in, takes every batch at once).
+        flush = config.flush if store is None and config.store == "leveldb" else EVERY_BATCH
         if store is None:
             store = open_store(config)
         self.metrics = NodeMetrics(NodeView(self))   # served at /metrics (node/metrics.py)
         if hasattr(store, "on_write"):
             store.on_write = self.metrics.store_write.observe   # LevelDB batch write times
         self.sigcache = SignatureCache()
-        self.chain = ChainState(store, self.params, checker=SignatureChecker(self.sigcache))
+        self.chain = ChainState(store, self.params, checker=SignatureChecker(self.sigcache), flush=flush,
+                                assume_valid=config.assume_valid)
         self.chain.activate_best_chain()  # finish a reorganisation a crash interrupted
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
@@ -152,6 +163,7 @@ class Node:
         self._servers: list[asyncio.base_events.Server] = []
         self._store_failed = False           # a write failed: retry the activation on ticks
         self._mining_waits = False           # chain time ran ahead of the clock: the miner waits
+        self._relay_queue: list[Transaction] = []  # our users' transactions, announced per tick
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -507,16 +519,34 @@ class Node:
                                     detail=result.message, peer=None if source is None else source.name))
 
     def submit_transaction(self, tx: Transaction) -> None:
-        """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it."""
+        """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it
+        within TX_RELAY_DELAY, together with the others submitted meanwhile (one inv per
+        peer, not one per transaction)."""
         self.backend.admit_tx(tx)
-        self._execute(self.protocol.relay_tx(tx))
+        self._relay_queue.append(tx)
+        if len(self._relay_queue) == 1:
+            self._schedule_relay()
+
+    def _schedule_relay(self) -> None:
+        try:
+            asyncio.get_running_loop().call_later(TX_RELAY_DELAY, self._relay_queued)
+        except RuntimeError:  # no loop running (a test driving the node by hand): now
+            self._relay_queued()
+
+    def _relay_queued(self) -> None:
+        txs, self._relay_queue = self._relay_queue[:TX_RELAY_MAX], self._relay_queue[TX_RELAY_MAX:]
+        if self._stopping.is_set():
+            return
+        self._execute(self.protocol.relay_txs(txs))
+        if self._relay_queue:
+            self._schedule_relay()
 
     def _tx_admitted(self, tx: Transaction, entry: Any) -> None:
         self.metrics.txs_accepted.inc()
         source = self._source
         txid = tx.txid_hex()
-        log.info("accepted tx %s (fee %d)%s", txid[:16], entry.fee, "" if source is None else f" from {source.name}",
-                 extra=event("tx", txid=txid, fee=entry.fee, peer=None if source is None else source.name))
+        log.debug("accepted tx %s (fee %d)%s", txid[:16], entry.fee, "" if source is None else f" from {source.name}",
+                  extra=event("tx", txid=txid, fee=entry.fee, peer=None if source is None else source.name))
         self._emit("tx", {"txid": txid, "fee": entry.fee})
 
     def _tx_rejected(self, tx: Transaction, reason: str) -> None:

@@ -678,6 +678,24 @@ class PeerProtocol:
         self._announce_tx(tx, None, out)
         return out
 
+    def relay_txs(self, txs: Iterable[Any]) -> list[_Action]:
+        """Announce many transactions our own users got admitted, at once: one inv per
+        peer (of at most ``MAX_INV_ITEMS``) naming those it is not known to have, instead
+        of one message per transaction (Bitcoin Core likewise sends a peer's pending
+        transaction invs together, on its trickle timer)."""
+        txids = [tx.txid for tx in txs]
+        out: list[_Action] = []
+        for state in self.peers.values():
+            if not state.ready:
+                continue
+            known = state.known
+            fresh = [t for t in txids if t not in known]
+            for t in fresh:
+                state.add_known(t)
+            for i in range(0, len(fresh), m.MAX_INV_ITEMS):
+                out.append(Send(state.handle, m.Inv([(m.INV_TX, t) for t in fresh[i:i + m.MAX_INV_ITEMS]])))
+        return out
+
     def announce(self, block_hashes: list[bytes]) -> list[_Action]:
         """Announce blocks that are not (or not yet) our tip -- what a selfish pool does
         when it publishes. Each ready peer gets the headers it does not know yet."""
