@@ -15,3 +15,10 @@ def big_address(tmp_path_factory):
     chain = bigaddress.build(keyfile.key("receive", 0), 10_500, 112)
     chain.wallet_path = path
     return chain
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("minichain soak")
+    group.addoption("--soak-duration", type=float, default=None,
+                    help="seconds of faults in tests/e2e/test_soak_e2e.py (default 75; hours locally)")
+    group.addoption("--soak-seed", type=int, default=None, help="seed of the soak's fault schedule (default 1)")

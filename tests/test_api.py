@@ -59,6 +59,27 @@ def hx(h: bytes) -> str:
     return h[::-1].hex()
 
 
+class LoopTurns:
+    """Counts the turns another task gets on the event loop while the block runs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Task | None = None
+
+    async def _spin(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.count += 1
+
+    async def __aenter__(self) -> "LoopTurns":
+        self._task = asyncio.get_running_loop().create_task(self._spin())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
 # -- addresses ------------------------------------------------------------------------------------
 
 
@@ -244,33 +265,106 @@ def test_mempool_pages_best_fee_rate_first_and_a_cursor_survives_its_entry_leavi
 # -- the event loop ------------------------------------------------------------------------------
 
 
+# -- submitting transactions ------------------------------------------------------------------------
+
+
+def test_a_batch_is_admitted_in_order_with_a_result_per_item_and_relayed_per_tick(tmp_path, monkeypatch):
+    """POST /api/txs: a child after its parent is admitted; a duplicate, a double spend,
+    bad hex, a non-string and bytes that are no transaction each get their own error;
+    what was admitted reaches the protocol in relay ticks of at most TX_RELAY_MAX, in order."""
+    from minichain.node import node as node_module
+    from minichain.node.api.transactions import MAX_BATCH
+    from minichain.node.node import TX_RELAY_DELAY
+
+    monkeypatch.setattr(node_module, "TX_RELAY_MAX", 2)
+
+    b = ChainBuilder(P, seed=12)
+    blocks = b.chain(None, P.coinbase_maturity + 3)
+    coins = b.spendable(blocks[-1].hash)
+
+    async def check(node, client):
+        relayed, when = [], []
+        loop = asyncio.get_running_loop()
+        node.protocol.relay_txs = lambda txs: relayed.append([t.txid for t in txs]) or when.append(loop.time()) or []
+        sent = loop.time()
+        parent = b.spend([coins[0]], [TxOut(coins[0][1].value - 1_000, b.pkh(1))])
+        child = b.spend([(OutPoint(parent.txid, 0), parent.outputs[0])], [TxOut(parent.outputs[0].value - 1_000, b.pkh(2))])
+        rival = b.spend([coins[0]], [TxOut(coins[0][1].value - 2_000, b.pkh(3))])
+        other = b.spend([coins[1]], [TxOut(coins[1][1].value - 1_000, b.pkh(1))])
+        items = [parent.serialize().hex(), child.serialize().hex(), parent.serialize().hex(), rival.serialize().hex(),
+                 "zz", 7, "00", other.serialize().hex()]
+        resp = await client.post("/api/txs", json={"hex": items})
+        data = await resp.json()
+        assert resp.status == 200, data
+        assert (data["accepted"], data["rejected"]) == (3, 5)
+        results = data["results"]
+        assert [r.get("txid") for r in results] == [parent.txid_hex(), child.txid_hex(), None, None, None, None, None,
+                                                   other.txid_hex()]
+        assert [r.get("status") for r in results] == [None, None, 409, 422, 400, 400, 400, None]
+        assert results[3]["error"].startswith("txn-mempool-conflict")
+        assert all(t.txid in node.mempool for t in (parent, child, other)) and rival.txid not in node.mempool
+        for _ in range(100):
+            if len(relayed) == 2:
+                break
+            await asyncio.sleep(TX_RELAY_DELAY)
+        assert relayed == [[parent.txid, child.txid], [other.txid]]
+        tick = 0.9 * TX_RELAY_DELAY  # (asyncio may run a timer a clock tick early)
+        assert when[0] - sent >= tick and when[1] - when[0] >= tick
+        # Once confirmed, a transaction is refused as known (the index is asked only then).
+        node.process_block(b.block(blocks[-1], [other]))
+        resp = await client.post("/api/txs", json={"hex": [other.serialize().hex()]})
+        [result] = (await resp.json())["results"]
+        assert result["status"] == 422 and result["error"].startswith("txn-already-known")
+        for body, reason in (({"hex": "00"}, "field 'hex' must be a list"),
+                             ({"hex": ["00"] * (MAX_BATCH + 1)}, f"at most {MAX_BATCH} transactions")):
+            resp = await client.post("/api/txs", json=body)
+            assert resp.status == 400 and reason in (await resp.json())["error"]
+
+    run(check, tmp_path, blocks)
+
+
+def test_a_batch_gives_the_event_loop_a_turn_after_each_slice_of_work(tmp_path, monkeypatch):
+    """With a slice of zero seconds, another task runs between every two admissions."""
+    from minichain.node.api import transactions
+
+    monkeypatch.setattr(transactions, "LOOP_SLICE", 0.0)
+    turns = LoopTurns()
+    seen: list[int] = []
+    original = transactions.Transactions._admit
+
+    def watched(self, raw_hex):
+        seen.append(turns.count)
+        return original(self, raw_hex)
+
+    monkeypatch.setattr(transactions.Transactions, "_admit", watched)
+
+    async def check(node, client):
+        async with turns:
+            resp = await client.post("/api/txs", json={"hex": ["00"] * 20})
+        assert (await resp.json())["rejected"] == 20
+        assert len(seen) == 20 and len(set(seen)) == 20  # never two admissions in one turn
+
+    run(check, tmp_path)
+
+
 def test_building_a_page_gives_the_event_loop_a_turn_every_chunk(tmp_path, medium, monkeypatch):
     """Another task counts its turns; each history entry the handler reads notes the count
     at that moment. No more than CHUNK entries may be read without the other task running."""
     addr = medium.address()
-    turns = 0
+    turns = LoopTurns()
     seen: list[int] = []
     original = NodeView.address_history
 
     def watched(self, pkh, before=None):
         for entry in original(self, pkh, before):
-            seen.append(turns)
+            seen.append(turns.count)
             yield entry
 
     monkeypatch.setattr(NodeView, "address_history", watched)
 
     async def check(node, client):
-        nonlocal turns
-
-        async def other_work():
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
-
-        task = asyncio.get_running_loop().create_task(other_work())
-        data = await get(client, f"/api/address/{addr}/history?limit={MAX_PAGE}")
-        task.cancel()
+        async with turns:
+            data = await get(client, f"/api/address/{addr}/history?limit={MAX_PAGE}")
         assert len(data["history"]) == MAX_PAGE and len(seen) == MAX_PAGE + 1  # one more: is there a next page?
         longest = max(seen.count(t) for t in set(seen))
         assert longest <= common.CHUNK + 1

@@ -645,6 +645,17 @@ def test_verify_finds_tampering_and_reindex_repairs_it(stores):
 def test_the_benchmark_runs_on_a_tiny_chain(capsys):
     from benchmarks.chainstate import main
 
-    main(["--blocks", "4", "--txs", "3", "--reorg-depth", "2", "--repeat", "1"])
+    main(["--blocks", "4", "--txs", "3", "--ecdsa-blocks", "2", "--reorg-blocks", "4", "--reorg-depth", "2",
+          "--repeat", "1", "--skip-ibd"])
     out = capsys.readouterr().out
+    assert "sync from genesis" in out and "in process" in out and "IBD" not in out
     assert "connect" in out and "reorg" in out and "verify backend" in out
+
+
+@pytest.mark.slow
+def test_the_benchmark_syncs_a_tiny_chain_over_p2p(capsys):
+    from benchmarks.chainstate import main
+
+    main(["--blocks", "4", "--txs", "2", "--ecdsa-blocks", "2", "--repeat", "1", "--skip-reorg"])
+    out = capsys.readouterr().out
+    assert out.count("IBD over P2P") == len(keys.BACKENDS) + 1 and "peak RSS" in out

@@ -166,6 +166,8 @@ def test_bench_crypto_runs_the_benchmark(cli, monkeypatch):
     monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = cli("bench", "crypto", "--budget", "0.01").stdout
     assert "sign" in out and "verify" in out and "ops/s" in out
+    assert "ecdsa" in out and "coincurve" in out  # both, installed or not
+    assert "verify backend in use" in out and "2 threads at once" in out
 
 
 def test_bench_explains_when_the_benchmarks_are_not_there(cli, monkeypatch, tmp_path):
@@ -194,3 +196,16 @@ def test_bench_of_a_benchmark_that_does_not_exist_yet():
 
     with pytest.raises(CommandError, match="no benchmarks.nosuch benchmark"):
         load_benchmark("nosuch")
+
+
+def test_node_refuses_a_bad_assumevalid_or_verify_choice_in_one_sentence(monkeypatch):
+    from click.testing import CliRunner
+
+    from minichain.cli import main
+    from minichain.core import keys
+
+    out = CliRunner().invoke(main, ["node", "--network", "regtest", "--assumevalid", "12ab"])
+    assert out.exit_code == 2 and "a block hash is 64 hex digits, not 4" in out.output and "Traceback" not in out.output
+    monkeypatch.setattr(keys, "VERIFY_ENV_ERROR", "MINICHAIN_VERIFY='x' is not one of auto, ecdsa, coincurve")
+    out = CliRunner().invoke(main, ["node", "--network", "regtest"])
+    assert out.exit_code == 2 and "MINICHAIN_VERIFY='x' is not one of" in out.output

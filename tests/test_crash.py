@@ -15,7 +15,11 @@ just before the kill. That is stricter than "one of the tips reported": the stor
 not fall back to an older tip either. Then a new child resumes on the same directory.
 
 Half the runs fsync every batch (``sync=True``), which makes the commit take long
-enough that many kills land between BEGIN and DONE. When the kills are done, a last
+enough that many kills land between BEGIN and DONE. Half the runs keep up to 4 or 16
+connects and disconnects in memory and write them as one batch (the chain state's flush
+window, as a syncing node does): the child then also reports ``MOVED tip`` for every
+move in memory, and after the kill at most the window's moves since the last flush may
+be lost -- never more, and never the consistency above. When the kills are done, a last
 child runs to the end and the store must hold exactly the tip, UTXO set and index rows
 that an uninterrupted in-memory run gives.
 
@@ -66,8 +70,9 @@ def seesaw(seed: int, rounds: int):
 
 
 def parse_report(path):
-    """(tips reported DONE in order, tip of a BEGIN left without its DONE, saw READY)."""
-    done, pending, ready, finished = [], None, False, False
+    """(tips reported DONE in order, tip of a BEGIN left without its DONE, saw READY,
+    saw FINISHED, moves in memory reported since the last DONE)."""
+    done, pending, ready, finished, moved = [], None, False, False, 0
     with open(path) as f:
         for line in f:
             if not line.endswith("\n"):
@@ -81,9 +86,12 @@ def parse_report(path):
                 assert bytes.fromhex(arg) == pending, "DONE without its BEGIN"
                 done.append(pending)
                 pending = None
+                moved = 0
+            elif word == "MOVED":
+                moved += 1
             elif word == "FINISHED":
                 finished = True
-    return done, pending, ready, finished
+    return done, pending, ready, finished, moved
 
 
 def stored_tip(datadir):
@@ -122,6 +130,7 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_the_chain(tmp_path):
     expected = reference.tip.hash, dict(reference.store.iter_coins()), index_rows(reference.store)
 
     kills = mid_commit = episodes = finished_runs = 0
+    unflushed_kills = []  # for kills of a windowed child: the moves in memory it lost
     deadline = time.monotonic() + 50
     datadir, last_tip, run = None, None, 0
 
@@ -131,8 +140,9 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_the_chain(tmp_path):
         run += 1
         reportfile = tmp_path / f"report{run}.txt"
         sync = rng.choice(["sync", "nosync"])
+        window = rng.choice([1, 1, 4, 16])
         child = subprocess.Popen(
-            [sys.executable, CHILD, datadir, str(blockfile), str(reportfile), str(MATURITY), sync],
+            [sys.executable, CHILD, datadir, str(blockfile), str(reportfile), str(MATURITY), sync, str(window)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         try:
@@ -153,9 +163,13 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_the_chain(tmp_path):
                 child.wait()
         err = child.stderr.read().decode()
         child.stderr.close()
-        done, pending, ready, finished = parse_report(reportfile)
+        done, pending, ready, finished, moved = parse_report(reportfile)
         if not killed:
             assert child.returncode == 0 and finished, err
+        # What a kill can lose: the moves since the last flush, at most the window.
+        assert moved <= window, f"seed {seed}: {moved} moves since the last flush, window {window}"
+        if killed and window > 1:
+            unflushed_kills.append(moved)
         # The store must hold the last fully connected tip -- or the one being committed.
         allowed = {done[-1] if done else last_tip}
         if pending is not None:
@@ -185,5 +199,7 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts_the_chain(tmp_path):
         assert not start_run(kill=False)
         finished_runs += 1
         assert check_store(datadir) == expected, f"seed {seed}"
-    print(f"{kills} kills ({mid_commit} between BEGIN and DONE), {episodes} episodes, {finished_runs} runs to the end")
+    print(f"{kills} kills ({mid_commit} between BEGIN and DONE), {episodes} episodes, {finished_runs} runs to the end; "
+          f"moves lost by the kills of a windowed child: {unflushed_kills}")
     assert kills >= MIN_KILLS
+    assert any(unflushed_kills), f"seed {seed}: no kill caught a windowed child with unflushed moves"

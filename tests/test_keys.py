@@ -501,3 +501,39 @@ def test_adjacent_transposition_is_detected(h, version, data):
 def test_address_round_trip(h, version):
     addr = encode_address(h, version)
     assert decode_address(addr, version) == h
+
+
+# ------------------------------------------------------ choosing the backend
+
+
+def test_choose_backend_names_and_refusals():
+    assert keys.choose_backend(None) == keys.choose_backend("auto") == keys.choose_backend(" AUTO ")
+    assert keys.choose_backend("ecdsa") == "ecdsa"
+    with pytest.raises(ValueError, match="MINICHAIN_VERIFY='openssl' is not one of auto, ecdsa, coincurve"):
+        keys.choose_backend("openssl")
+
+
+def _backend_in_subprocess(value):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MINICHAIN_VERIFY=value)
+    out = subprocess.run([sys.executable, "-c", "from minichain.core import keys, sigcache; "
+                          "print(keys.VERIFY_BACKEND, sigcache.SignatureChecker().backend, keys.VERIFY_ENV_ERROR)"],
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split(maxsplit=2)
+
+
+def test_minichain_verify_selects_the_backend_for_the_whole_process():
+    assert _backend_in_subprocess("ecdsa") == ["ecdsa", "ecdsa", "None\n"]
+    backend, checker, error = _backend_in_subprocess("nonsense")
+    assert backend == checker == keys.choose_backend("auto") and "nonsense" in error
+
+
+@needs_coincurve
+def test_the_default_install_verifies_with_libsecp256k1():
+    """coincurve is a regular dependency: installed, it is what auto picks."""
+    assert keys.choose_backend("auto") == "coincurve"
+    assert "libsecp256k1" in keys.backend_description("coincurve")
+    assert "slower" in keys.backend_description("ecdsa")

@@ -21,7 +21,6 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from minichain.core.hashing import hash160
 from minichain.core.sigcache import SignatureChecker
 from minichain.core.tx import OutPoint, Transaction
 from minichain.core.validation import (
@@ -54,6 +53,7 @@ class Entry:
     sequence: int  # arrival order: breaks fee-rate ties, oldest first
     parents: set[bytes] = field(default_factory=set)   # txids of in-pool transactions it spends
     children: set[bytes] = field(default_factory=set)  # txids of in-pool transactions spending it
+    addresses: frozenset[bytes] = frozenset()          # pubkey hashes it pays or spends from
 
     @property
     def txid(self) -> bytes:
@@ -67,12 +67,14 @@ class Entry:
 
 class _PoolView:
     """The chain's coins with the pool's unconfirmed outputs layered on top, minus
-    outputs the pool already spends."""
+    outputs the pool already spends. The chain's answers are kept for the view's life
+    (one admission reads each input twice: amounts, then signatures)."""
 
     def __init__(self, pool: "Mempool", chain: CoinView, height: int) -> None:
         self.pool = pool
         self.chain = chain
         self.height = height
+        self._read: dict[OutPoint, Coin | None] = {}
 
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         if outpoint in self.pool._spent_by:
@@ -84,7 +86,12 @@ class _PoolView:
             out = entry.tx.outputs[outpoint.index]
             # Unconfirmed: as if in the next block (Bitcoin: MEMPOOL_HEIGHT).
             return Coin(out.value, out.pubkey_hash, self.height + 1, False)
-        return self.chain.get_coin(outpoint)
+        read = self._read
+        try:
+            return read[outpoint]
+        except KeyError:
+            coin = read[outpoint] = self.chain.get_coin(outpoint)
+            return coin
 
 
 class Mempool:
@@ -136,9 +143,10 @@ class Mempool:
         return sorted(entries, key=lambda e: -e.sequence)
 
     @staticmethod
-    def _addresses(tx: Transaction) -> set[bytes]:
-        # An admitted input's public key hashes to the address of the coin it spends.
-        return {o.pubkey_hash for o in tx.outputs} | {hash160(i.pubkey) for i in tx.inputs}
+    def _addresses(tx: Transaction, view: CoinView) -> frozenset[bytes]:
+        # The coins it spends were just read (and each input's key hashes to its coin's address).
+        spent = (view.get_coin(i.prevout) for i in tx.inputs)
+        return frozenset([o.pubkey_hash for o in tx.outputs] + [c.pubkey_hash for c in spent if c is not None])
 
     def spender(self, outpoint: OutPoint) -> bytes | None:
         """The txid of the pool transaction spending ``outpoint``, if any."""
@@ -177,7 +185,7 @@ class Mempool:
         size = tx.size
         if fee < self.min_fee_rate * size:
             raise MempoolError("min-fee-not-met", f"fee {fee} is below {self.min_fee_rate} per byte for {size} bytes")
-        entry = Entry(tx, fee, size, self._sequence)
+        entry = Entry(tx, fee, size, self._sequence, addresses=self._addresses(tx, view))
         self._sequence += 1
         self._insert(entry)
         evicted = self._trim()
@@ -205,7 +213,7 @@ class Mempool:
                     entry.children.add(child_txid)
         self._entries[txid] = entry
         self._bytes += entry.size
-        for pkh in self._addresses(entry.tx):
+        for pkh in entry.addresses:
             self._by_address.setdefault(pkh, {})[txid] = None
 
     def _trim(self) -> set[bytes]:
@@ -225,7 +233,7 @@ class Mempool:
     def _remove_one(self, txid: bytes) -> Entry:
         entry = self._entries.pop(txid)
         self._bytes -= entry.size
-        for pkh in self._addresses(entry.tx):
+        for pkh in entry.addresses:
             txids = self._by_address.get(pkh)
             if txids is not None:
                 txids.pop(txid, None)

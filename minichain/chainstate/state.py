@@ -18,8 +18,25 @@ Each connect and each disconnect is one atomic store batch (UTXO changes, undo d
 index status, tip pointer, and the transaction and address indexes of ``index.py``), so
 a crash leaves the store at some block boundary with a UTXO set and indexes that are
 exactly its tip's; reopening it and calling ``activate_best_chain``
-finishes an interrupted reorganisation. Everything a call decided is written before the
-call returns its result (raft's Ready: persist, then speak).
+finishes an interrupted reorganisation.
+
+When those batches reach the store is the :class:`FlushPolicy`'s business. By default
+every batch is written before the call that made it returns (raft's Ready: persist,
+then speak). A node syncing a long chain instead keeps the batches of up to
+``FlushPolicy.blocks`` blocks in memory (``store/cached.py``, Bitcoin Core's coins cache)
+and writes them as one batch -- one fsync instead of three per block -- whenever that
+many blocks were connected or disconnected, the pending changes grow past
+``max_bytes``, ``seconds`` have passed, the active tip is the best header known (caught
+up: from then on every block is written before it is announced), and on close. A crash
+loses what was connected since the last flush, at most that window, and never leaves a
+UTXO set or index that belongs to no block: the union of consistent batches is one.
+
+``assume_valid`` (opt-in; Bitcoin Core's ``-assumevalid``): the signatures of blocks that
+are ancestors of a given block hash -- when that block is in the best header chain -- are
+not checked. Everything else (proof of work, Merkle roots, amounts, double spends,
+coinbase rules, that each input's key hashes to the spent output's address) still is.
+It trusts whoever named the hash that its history holds valid signatures; Core adds a
+minimum-chain-work and a two-weeks-deep condition that this laboratory leaves out.
 
 An invalid block never changes the active chain or the UTXO set once the call returns.
 What it does leave behind, as in Bitcoin Core, is a memory of its header marked invalid
@@ -31,8 +48,8 @@ indexes; opening such a store upgrades it once, in one batch, building the index
 the active chain's blocks and undo data (logged as a warning, with its duration). A
 store of an unknown format is refused with a message that says so.
 
-Simplifications: no pruning, no assumevalid, no header-only sync logic beyond storing
-headers; a block's bytes are stored as they arrive even if it is never connected.
+Simplifications: no pruning, no header-only sync logic beyond storing headers; a
+block's bytes are stored as they arrive even if it is never connected.
 """
 
 from __future__ import annotations
@@ -64,6 +81,7 @@ from minichain.core.validation import (
     serialize_undo,
 )
 from minichain.params import Params
+from minichain.store.cached import CachedStore
 from minichain.store.interface import ChainStore, IndexRow, StoreBatch, StoreMismatchError
 
 log = logging.getLogger("minichain.chainstate")
@@ -71,6 +89,31 @@ log = logging.getLogger("minichain.chainstate")
 STORE_FORMAT = b"minichain-store-2"   # 2: the transaction and address indexes (index.py)
 UPGRADABLE = {b"minichain-store-1"}   # formats opened by building what they lack, once
 RECENT_BLOCKS = 64  # blocks kept decoded in memory, so a block just received is not re-read
+
+
+@dataclass(frozen=True)
+class FlushPolicy:
+    """When the chain state writes its pending batches to the store (Bitcoin Core:
+    FlushStateToDisk's IF_NEEDED, PERIODIC and ALWAYS modes, by block count here)."""
+
+    blocks: int = 1                # blocks connected or disconnected between two flushes; 1: write every batch at once
+    max_bytes: int = 64 << 20      # flush sooner when the pending changes hold about this much memory
+    seconds: float = 60.0          # ... or when this long has passed since the last flush (by the callers' ``now``)
+    at_tip: bool = True            # ... or whenever the active tip is the best header known
+
+    def __post_init__(self) -> None:
+        if self.blocks < 1:
+            raise ValueError("FlushPolicy.blocks must be at least 1")
+
+    @property
+    def buffered(self) -> bool:
+        return self.blocks > 1
+
+
+EVERY_BATCH = FlushPolicy()
+# What a node uses: Core's coins cache flushes by size (-dbcache, 450 MB); a window of
+# blocks keeps what a crash can lose easy to state.
+NODE_FLUSH = FlushPolicy(blocks=500)
 
 
 class BlockStatus(str, enum.Enum):
@@ -187,18 +230,27 @@ class ChainState:
         checker: SignatureChecker | None = None,
         max_orphans: int = DEFAULT_MAX_ORPHANS,
         reindex: bool = False,
+        flush: FlushPolicy = EVERY_BATCH,
+        assume_valid: bytes | None = None,
     ) -> None:
         if sigcache is not None and checker is not None:
             raise ValueError("pass a sigcache or a checker (which has its own cache), not both")
-        self.store = store
+        self.flush_policy = flush
+        # With a window, every read and write goes through the pending layer (one given
+        # ready-made is used as it is).
+        self.store: ChainStore = CachedStore(store) if flush.buffered and not isinstance(store, CachedStore) else store
         self.params = params
         self.checker = checker if checker is not None else SignatureChecker(sigcache)
+        self.assume_valid = assume_valid   # block hash (internal byte order) or None
+        self.assumed_valid_blocks = 0      # blocks connected without checking their signatures
+        self.unflushed_blocks = 0          # connects and disconnects not yet in the store underneath
+        self._flushed_at: float | None = None  # the caller's ``now`` at the last flush
         self.max_orphans = max_orphans
         self.genesis = genesis_block(params)
         self.orphans = OrphanPool(max_orphans)
         self._recent: dict[bytes, Block] = {}
         self._events: list[BlockEvent] = []  # side effects of the current call, for its result
-        self.index = ChainIndex(store)
+        self.index = ChainIndex(self.store)
         if store.get_tip() is None:
             self._initialise()
         fmt = self._check_network()
@@ -207,6 +259,7 @@ class ChainState:
             self.reindex()
         elif fmt != STORE_FORMAT:
             self._upgrade(fmt)
+        self.flush()  # a new, upgraded or reindexed store is on disk before anything else happens
 
     # -- opening
 
@@ -266,6 +319,36 @@ class ChainState:
         tree.load(rows, tip)
         return tree
 
+    # -- flushing (see FlushPolicy)
+
+    def flush(self) -> bool:
+        """Write whatever is pending to the store now (one batch). False if nothing was."""
+        self.unflushed_blocks = 0
+        store = self.store
+        return isinstance(store, CachedStore) and store.flush()
+
+    def _block_written(self) -> None:
+        """After a connect or disconnect batch: flush if the window is full."""
+        store = self.store
+        if isinstance(store, CachedStore):
+            self.unflushed_blocks += 1
+            if self.unflushed_blocks >= self.flush_policy.blocks or store.pending_bytes >= self.flush_policy.max_bytes:
+                self.flush()
+
+    def _call_done(self, now: float | None) -> None:
+        """At the end of a public call: flush when caught up, or when it is time."""
+        store = self.store
+        if not isinstance(store, CachedStore) or not store.dirty:
+            return
+        policy = self.flush_policy
+        if self._flushed_at is None and now is not None:
+            self._flushed_at = now      # the clock of the periodic flush starts with the first call
+        if (policy.at_tip and self.tree.tip is self.tree.best_header
+                or now is not None and now - self._flushed_at >= policy.seconds):
+            self.flush()
+            if now is not None:
+                self._flushed_at = now
+
     # -- queries
 
     @property
@@ -282,6 +365,11 @@ class ChainState:
             return block
         data = self.store.get_block(block_hash)
         return None if data is None else Block.deserialize(data)
+
+    def get_block_bytes(self, block_hash: bytes) -> bytes | None:
+        """A stored block's serialization, without decoding it (what a peer is sent)."""
+        block = self._recent.get(block_hash)
+        return block.serialize() if block is not None else self.store.get_block(block_hash)
 
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         return self.store.get_coin(outpoint)
@@ -317,6 +405,7 @@ class ChainState:
         batch = StoreBatch()
         batch.put_index(h, self._row(entry))
         self.store.write(batch)
+        self._call_done(now)
         return self._result(h, BlockStatus.HEADER)
 
     def _check_new_header(self, header: BlockHeader, parent: IndexEntry, now: int) -> None:
@@ -369,6 +458,7 @@ class ChainState:
                 queue.append(child.hash)
 
         activation = self.activate_best_chain()
+        self._call_done(now)
         reasons = {bh: err for bh, err in activation.invalid}
         events = [self._fate(bh, reasons) for bh in stored]
         for bh, err in activation.invalid:
@@ -419,11 +509,14 @@ class ChainState:
             raise
         if entry is None:
             entry = self.tree.add_header(header)
-        self.tree.set_have_data(entry)
+        # Write first, then mark the data present: if the write fails (a full disk), the
+        # tree must not believe the block is stored, or every later connect would fail
+        # with "marked stored but is missing" (the block is asked for again instead).
         batch = StoreBatch()
         batch.put_block(entry.hash, block.serialize())
-        batch.put_index(entry.hash, self._row(entry))
+        batch.put_index(entry.hash, IndexRow(entry.header, entry.status, True, self.tree.next_sequence))
         self.store.write(batch)
+        self.tree.set_have_data(entry)
         self._remember(block)
         return entry
 
@@ -495,7 +588,11 @@ class ChainState:
         check_block(block, self.params)
         contextual_check_block(block, entry.parent, self.tree)
         view = CoinsCache(self.store)
-        undo = connect_block(block, entry.height, view, self.params, self.checker)
+        checker = self.checker
+        if self.assume_valid is not None and self._assumed_valid(entry):
+            checker = _NO_SIGNATURES
+            self.assumed_valid_blocks += 1
+        undo = connect_block(block, entry.height, view, self.params, checker)
         batch = StoreBatch()
         _apply(view, batch)
         batch.put_undo(entry.hash, serialize_undo(undo))
@@ -504,6 +601,19 @@ class ChainState:
         self.index.connect(batch, block, entry.height, undo)
         self.store.write(batch)
         act.connected.append(block)
+        self._block_written()
+
+    def _assumed_valid(self, entry: IndexEntry) -> bool:
+        """Is ``entry`` an ancestor of (or) the assume-valid block, which is itself in the
+        best header chain? (Bitcoin Core: ConnectBlock's fScriptChecks.)"""
+        tree = self.tree
+        anchor = tree.get(self.assume_valid) if self.assume_valid is not None else None
+        if anchor is None or anchor.status.failed or anchor.height < entry.height:
+            return False
+        best = tree.best_header
+        if best.height < anchor.height or best.get_ancestor(anchor.height) is not anchor:
+            return False
+        return anchor.get_ancestor(entry.height) is entry
 
     def _disconnect_tip(self, entry: IndexEntry, act: Activation) -> None:
         """Bitcoin: DisconnectTip. Restore the spent coins from the undo data; one batch
@@ -523,6 +633,7 @@ class ChainState:
         self.index.disconnect(batch, block, entry.height, undo)
         self.store.write(batch)
         act.disconnected.append(block)
+        self._block_written()
 
     # -- consistency
 
@@ -642,8 +753,12 @@ class ChainState:
 
 
 class _NoSignatureChecker(SignatureChecker):
-    """For ``verify(check_signatures=False)``: accepts every signature."""
+    """For ``verify(check_signatures=False)`` and assumed-valid blocks: accepts every
+    signature (the canonical-encoding and key-hash checks still run)."""
 
     def check(self, pubkey: bytes, signature: bytes, digest: bytes) -> bool:
         return True
+
+
+_NO_SIGNATURES = _NoSignatureChecker()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 
@@ -22,6 +23,22 @@ def _hostport(ctx, param, value):
         return parse_hostport(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _block_hash(ctx, param, value):
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a block hash (64 hex digits)") from None
+    if len(raw) != 32:
+        raise click.BadParameter(f"a block hash is 64 hex digits, not {len(text)}")
+    return raw[::-1]  # shown reversed, kept in internal byte order
+
+
+NODE_FLUSH_BLOCKS = 500  # chainstate.state.NODE_FLUSH.blocks (imported lazily: keep --help fast)
 
 
 @click.command("node")
@@ -52,8 +69,21 @@ def _hostport(ctx, param, value):
                    "and log shippers.")
 @click.option("--reindex", is_flag=True,
               help="First rebuild the UTXO set and the transaction and address indexes from the stored blocks.")
+@click.option("--ping-interval", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds between WebSocket pings; a peer that misses a pong is dropped.")
+@click.option("--idle-timeout", default=30.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds a connection may stay open without completing a request.")
+@click.option("--drain-timeout", default=60.0, show_default=True, type=click.FloatRange(0.5, 3600), hidden=True,
+              help="Seconds a peer over its send budget has to drain it before it is dropped.")
+@click.option("--flush-blocks", default=NODE_FLUSH_BLOCKS, show_default=True, type=click.IntRange(1, 100_000),
+              help="Blocks connected in memory between two writes to LevelDB while syncing (1: write every block). "
+                   "A crash loses at most this many blocks, never the consistency of the store.")
+@click.option("--assumevalid", "assume_valid", metavar="BLOCKHASH", callback=_block_hash,
+              help="Do not check the signatures of this block and its ancestors (when it is in the best header "
+                   "chain). Opt-in: it trusts whoever gave you the hash.")
 def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_address, threads, duty, store,
-         max_inbound, max_outbound, ban_seconds, log_level, log_format, reindex):
+         max_inbound, max_outbound, ban_seconds, log_level, log_format, reindex, ping_interval, idle_timeout,
+         drain_timeout, flush_blocks, assume_valid):
     """Run a node: sync with peers, relay blocks and transactions, serve the API, and mine
     if asked. Stops cleanly on Ctrl-C or SIGTERM.
 
@@ -62,11 +92,17 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
       minichain node --network regtest --mine --address mxyz...
       minichain node --listen 127.0.0.1:9001 --connect 127.0.0.1:9000
     """
+    import dataclasses
+
+    from minichain.chainstate.state import NODE_FLUSH
+    from minichain.core import keys
     from minichain.core.keys import AddressError, decode_address
     from minichain.node.logs import setup_logging
     from minichain.node.node import NodeConfig
     from minichain.store.interface import StoreError
 
+    if keys.VERIFY_ENV_ERROR:
+        raise click.UsageError(keys.VERIFY_ENV_ERROR)
     params, datadir = resolve(network, datadir)
     if reindex and store == "memory":
         raise click.UsageError("--reindex rebuilds a data directory; a memory store has nothing to rebuild")
@@ -83,8 +119,10 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
         params=params, datadir=datadir, listen=listen, api=None if no_api else api, connect=list(connect or []),
         discover=(not connect) if discover is None else discover, max_inbound=max_inbound, max_outbound=max_outbound,
         mine=mine, mining_address=mining_address, threads=threads, duty=duty, store=store,
-        ban_seconds=ban_seconds,
+        ban_seconds=ban_seconds, ping_interval=ping_interval, idle_timeout=idle_timeout,
+        drain_timeout=drain_timeout, assume_valid=assume_valid, flush=dataclasses.replace(NODE_FLUSH, blocks=flush_blocks),
     )
+    _log_verification(assume_valid)
     try:
         if reindex:
             _reindex(config)
@@ -93,6 +131,20 @@ def node(network, datadir, listen, api, no_api, connect, discover, mine, mining_
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot start the node: {exc}") from None
+
+
+def _log_verification(assume_valid: bytes | None) -> None:
+    """Say at start which library checks signatures (and warn when it is the slow one)."""
+    from minichain.core import keys
+
+    log = logging.getLogger("minichain.node")
+    if keys.VERIFY_BACKEND == "coincurve":
+        log.info("verifying signatures with %s", keys.backend_description())
+    else:
+        log.warning("verifying signatures with %s", keys.backend_description())
+    if assume_valid is not None:
+        log.warning("assumevalid: the signatures of block %s and its ancestors will not be checked",
+                    assume_valid[::-1].hex())
 
 
 def _reindex(config) -> None:

@@ -84,21 +84,28 @@ class Block:
         return self.header.hash_hex()
 
     def write(self, w: Writer) -> None:
+        w.write(self._serialized)
+
+    @cached_property
+    def _serialized(self) -> bytes:
+        w = Writer()
         self.header.write(w)
         w.compact_size(len(self.transactions))
         for tx in self.transactions:
             tx.write(w)
+        return w.getvalue()
 
     def serialize(self) -> bytes:
-        w = Writer()
-        self.write(w)
-        return w.getvalue()
+        return self._serialized
 
     @classmethod
     def read(cls, r: Reader) -> "Block":
+        start = r.position
         header = BlockHeader.read(r)
         n = r.count(MAX_BLOCK_DECODE_SIZE)
-        return cls(header, tuple(Transaction.read(r) for _ in range(n)))
+        block = cls(header, tuple(Transaction.read(r) for _ in range(n)))
+        block.__dict__["_serialized"] = r.consumed_since(start)  # canonical: what re-encoding gives
+        return block
 
     @classmethod
     def deserialize(cls, data: bytes) -> "Block":
@@ -106,9 +113,9 @@ class Block:
             raise DecodeError(f"block of {len(data)} bytes exceeds {MAX_BLOCK_DECODE_SIZE}")
         return decode_all(data, cls.read)
 
-    @cached_property
+    @property
     def size(self) -> int:
-        return len(self.serialize())
+        return len(self._serialized)
 
     def compute_merkle_root(self) -> tuple[bytes, bool]:
         """(root, mutated) over this block's txids; see hashing.merkle_root."""

@@ -156,6 +156,11 @@ class BlockTree:
     def height(self) -> int:
         return len(self.active) - 1
 
+    @property
+    def next_sequence(self) -> int:
+        """The arrival number the next block whose data is set will get."""
+        return self._next_sequence
+
     def in_active_chain(self, entry: IndexEntry) -> bool:
         return entry.height < len(self.active) and self.active[entry.height] is entry
 

@@ -47,6 +47,12 @@ class Reader:
     def position(self) -> int:
         return self._pos
 
+    def consumed_since(self, start: int) -> bytes:
+        """The bytes read from position ``start`` up to now: a decoded value's own
+        encoding, kept so it need not be encoded again (the encoding is canonical, so
+        re-encoding would give exactly these bytes)."""
+        return self._data[start:self._pos]
+
     def read(self, n: int) -> bytes:
         if n < 0:
             raise DecodeError(f"negative length {n}")

@@ -14,9 +14,13 @@ Together these make a valid signature unique given (key, digest, nonce), so a
 transaction id cannot be malleated by re-encoding its signatures.
 
 Two verification backends give the same answers: ``ecdsa`` (pure Python, sped up by
-gmpy2 when installed) and ``coincurve`` (libsecp256k1), used when importable. The
-strict-DER and low-S checks are done here, before either backend is called, so both see
-only canonical signatures and the rules do not depend on which library is installed.
+gmpy2 when installed), the reference that the differential tests compare against, and
+``coincurve`` (Bitcoin Core's libsecp256k1, a regular dependency, tens of times
+faster), used by default when importable. The environment variable ``MINICHAIN_VERIFY``
+picks one (``ecdsa``, ``coincurve`` or ``auto``, the default) for a whole process; it is
+read once, here, at import. The strict-DER and low-S checks are done here, before either
+backend is called, so both see only canonical signatures and the rules do not depend on
+which library is installed.
 
 Simplifications: only compressed public keys exist (33 bytes); the signature carries
 no sighash-type byte (every signature commits to the whole transaction, see
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from typing import Callable
 
@@ -54,10 +59,53 @@ DIGEST_SIZE = 32
 MAX_SIGNATURE_SIZE = 72
 MIN_SIGNATURE_SIZE = 8
 
-BACKENDS: tuple[str, ...] = ("ecdsa", "coincurve") if _coincurve is not None else ("ecdsa",)
-# The backend verify() uses by default: libsecp256k1 when present, an order of magnitude
-# faster (python -m benchmarks.crypto measures both).
-VERIFY_BACKEND: str = "coincurve" if _coincurve is not None else "ecdsa"
+ALL_BACKENDS: tuple[str, ...] = ("ecdsa", "coincurve")
+BACKENDS: tuple[str, ...] = ALL_BACKENDS if _coincurve is not None else ("ecdsa",)
+VERIFY_ENV = "MINICHAIN_VERIFY"
+INSTALL_HINT = "pip install coincurve (wheels for CPython 3.11+ on Linux and macOS)"
+
+
+def choose_backend(wanted: str | None) -> str:
+    """The verify backend for a ``MINICHAIN_VERIFY`` value: ``auto`` (or nothing) is the
+    fastest installed; a name must be installed. ValueError, one sentence, otherwise."""
+    name = (wanted or "auto").strip().lower()
+    if name == "auto":
+        return "coincurve" if _coincurve is not None else "ecdsa"
+    if name not in ALL_BACKENDS:
+        raise ValueError(f"{VERIFY_ENV}={wanted!r} is not one of auto, {', '.join(ALL_BACKENDS)}")
+    if name not in BACKENDS:
+        raise ValueError(f"{VERIFY_ENV}={wanted!r} asks for coincurve, which is not installed ({INSTALL_HINT})")
+    return name
+
+
+# The backend verify() uses by default (python -m benchmarks.crypto measures both). A bad
+# MINICHAIN_VERIFY falls back to auto here and leaves its reason in VERIFY_ENV_ERROR, for
+# the command line to report as an error rather than a traceback at import.
+try:
+    VERIFY_BACKEND: str = choose_backend(os.environ.get(VERIFY_ENV))
+    VERIFY_ENV_ERROR: str | None = None
+except ValueError as _exc:
+    VERIFY_BACKEND = choose_backend(None)
+    VERIFY_ENV_ERROR = str(_exc)
+
+
+def backend_description(name: str | None = None) -> str:
+    """One line for logs: which library verifies, and what to do about a slow one."""
+    name = VERIFY_BACKEND if name is None else name
+    if name == "coincurve":
+        return f"coincurve {_coincurve_version()} (libsecp256k1)"
+    why = "chosen by MINICHAIN_VERIFY" if "coincurve" in BACKENDS else f"coincurve is not installed: {INSTALL_HINT}"
+    return (f"python-ecdsa {ecdsa.__version__} ({'gmpy2' if ECDSA_USES_GMPY2 else 'pure-Python integers'}), "
+            f"tens of times slower than libsecp256k1; {why}")
+
+
+def _coincurve_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("coincurve")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        return "?"
 # True when python-ecdsa found gmpy2 and does its big-number arithmetic with it.
 ECDSA_USES_GMPY2: bool = bool(getattr(ecdsa.ellipticcurve, "GMPY", False))
 

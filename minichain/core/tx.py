@@ -255,12 +255,17 @@ class Transaction:
 
     @classmethod
     def read(cls, r: Reader) -> "Transaction":
+        start = r.position
         version = r.i32()
         # Counts are bounded by what the remaining bytes could possibly hold.
         inputs = tuple(TxIn.read(r) for _ in range(r.count(r.remaining // TxIn.MIN_SIZE)))
         outputs = tuple(TxOut.read(r) for _ in range(r.count(r.remaining // TxOut.SIZE)))
         locktime = r.u32()
-        return cls(version, inputs, outputs, locktime)
+        tx = cls(version, inputs, outputs, locktime)
+        # The bytes just read are the serialization (the decoder accepts only the
+        # canonical encoding), so the txid is hashed from them, not from a re-encoding.
+        tx.__dict__["_serialized"] = r.consumed_since(start)
+        return tx
 
     @classmethod
     def deserialize(cls, data: bytes) -> "Transaction":

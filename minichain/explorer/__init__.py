@@ -97,7 +97,10 @@ def _static(name: str) -> bytes:
 
 
 def allowed_origin(origin: str, request_host: str | None) -> bool:
-    """CORS rule for read-only API calls: pages from loopback, or from the API's own host."""
+    """CORS rule for read-only API calls: pages from loopback, or from the address the
+    API listens on. ``request_host`` is the local address the request arrived at (never
+    the Host header, which the page's own server names: with DNS rebinding, a hostile
+    site's Origin and Host agree)."""
     try:
         parts = urlsplit(origin)
         host = parts.hostname
@@ -116,7 +119,8 @@ def register(app: web.Application, view: "NodeView") -> None:
     async def cors(request: web.Request, response: web.StreamResponse) -> None:
         origin = request.headers.get("Origin")
         if origin and request.method in ("GET", "HEAD") and request.path.startswith("/api/"):
-            if allowed_origin(origin, urlsplit(f"//{request.host}").hostname):
+            local = request.transport.get_extra_info("sockname") if request.transport is not None else None
+            if allowed_origin(origin, local[0] if local else None):
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers.add("Vary", "Origin")
 

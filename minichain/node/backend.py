@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from minichain.chainstate import AcceptResult, ChainState, Mempool, MempoolError
+from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool, MempoolError
 from minichain.core.block import Block, BlockHeader
 from minichain.core.chain import BlockTree
 from minichain.core.tx import Transaction
+from minichain.node.messages import StoredBlock
 
 
 class NodeChain:
@@ -46,6 +47,25 @@ class NodeChain:
 
     def accept_block(self, block: Block, now: int) -> AcceptResult:
         result = self.state.accept_block(block, now)
+        self._follow(result)
+        if self.on_block is not None:
+            self.on_block(block, result)
+        return result
+
+    def activate(self) -> AcceptResult | None:
+        """Connect what is stored but not connected (after a failed write, say)."""
+        act = self.state.activate_best_chain()
+        if not (act.connected or act.disconnected):
+            return None
+        tip = self.state.tip.hash
+        result = AcceptResult(tip, BlockStatus.CONNECTED, activation=act, tip=tip)
+        self._follow(result)
+        if self.on_block is not None:
+            self.on_block((act.connected or act.disconnected)[-1], result)
+        return result
+
+    def _follow(self, result: AcceptResult) -> None:
+        """The mempool follows the active chain."""
         act = result.activation
         if act.connected or act.disconnected:
             self.mempool.remove_for_block(result.connected_txs)
@@ -53,12 +73,14 @@ class NodeChain:
                 height = self.state.height
                 self.mempool.readd(result.txs_to_readd, self.state, height)
                 self.mempool.revalidate(self.state, height)
-        if self.on_block is not None:
-            self.on_block(block, result)
-        return result
 
     def get_block(self, block_hash: bytes) -> Block | None:
         return self.state.get_block(block_hash)
+
+    def block_message(self, block_hash: bytes) -> StoredBlock | None:
+        """The block as stored, ready to send (no decoding, no re-encoding)."""
+        data = self.state.get_block_bytes(block_hash)
+        return None if data is None else StoredBlock(block_hash, data)
 
     # -- transactions
 
@@ -72,13 +94,15 @@ class NodeChain:
     def admit_tx(self, tx: Transaction) -> Any:
         """Admit ``tx`` to the mempool or raise MempoolError with the reason; returns the entry."""
         try:
-            if self.state.index.has_tx(tx.txid):
-                raise MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
             entry = self.mempool.add(tx, self.state, self.state.height)
         except MempoolError as exc:
+            # A confirmed transaction's inputs are spent (by itself): only then is the
+            # transaction index asked, for the clearer reason (no index read per admission).
+            if exc.reason == "bad-txns-inputs-missingorspent" and self.state.index.has_tx(tx.txid):
+                exc = MempoolError("txn-already-known", f"{tx.txid_hex()} is already in the chain")
             if self.on_tx_rejected is not None:
                 self.on_tx_rejected(tx, exc.reason)
-            raise
+            raise exc from None
         if self.on_tx is not None:
             self.on_tx(tx, entry)
         return entry

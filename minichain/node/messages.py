@@ -313,6 +313,27 @@ class BlockMessage(Message):
         return cls(Block.read(r))
 
 
+class StoredBlock(Message):
+    """A block message built from a block's stored bytes, for serving it: encoding it
+    copies the bytes as they are (no decoding and re-encoding of up to a megabyte).
+    Not registered: what arrives is decoded as a :class:`BlockMessage`."""
+
+    __slots__ = ("hash", "data")
+    TYPE = BlockMessage.TYPE
+    NAME = BlockMessage.NAME
+
+    def __init__(self, block_hash: bytes, data: bytes) -> None:
+        self.hash = block_hash
+        self.data = data
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.data)
+
+    def write(self, w: Writer) -> None:
+        w.write(self.data)
+
+
 @register
 class TxMessage(Message):
     __slots__ = ("tx",)
@@ -393,12 +414,20 @@ class Reject(Message):
 
 
 def encode(msg: Message) -> bytes:
+    if msg.__class__ is StoredBlock:        # the stored bytes as they are: one copy
+        data = _BLOCK_TYPE + msg.data
+        if len(data) > MAX_FRAME_SIZE:
+            raise ValueError(f"block message of {len(data)} bytes exceeds the frame limit")
+        return data
     w = Writer().u8(msg.TYPE)
     msg.write(w)
     data = w.getvalue()
     if len(data) > MAX_FRAME_SIZE:
         raise ValueError(f"{msg.NAME} message of {len(data)} bytes exceeds the frame limit")
     return data
+
+
+_BLOCK_TYPE = bytes([BlockMessage.TYPE])
 
 
 def decode(frame: bytes, registry: dict[int, type[Message]] | None = None) -> Message:

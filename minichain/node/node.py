@@ -34,12 +34,14 @@ from minichain.core.encoding import DecodeError
 from minichain.core.sigcache import SignatureCache, SignatureChecker
 from minichain.core.tx import Transaction
 from minichain.chainstate import AcceptResult, BlockStatus, ChainState, Mempool
+from minichain.chainstate.state import EVERY_BATCH, NODE_FLUSH, FlushPolicy
 from minichain.node import messages as m
 from minichain.node.backend import NodeChain
 from minichain.node.lag import LagMonitor
+from minichain.node.listener import ACCEPT_BACKLOG, FD_RESERVE, ConnectionGuard, quiet_accept_errors, raise_fd_limit
 from minichain.node.logs import event
 from minichain.node.metrics import DIAL, DISCONNECT, MISBEHAVED, PEER_READY, SEND, NodeMetrics
-from minichain.node.peer import Peer
+from minichain.node.peer import DRAIN_TIMEOUT, Peer
 from minichain.node.protocol import (
     DEFAULT_BAN_SECONDS,
     Dial,
@@ -53,7 +55,8 @@ from minichain.node.protocol import (
 )
 from minichain.node.view import NodeControl, NodeView
 from minichain.params import Params
-from minichain.store.interface import ChainStore
+from minichain.node.protocol import valid_address
+from minichain.store.interface import ChainStore, StoreError
 
 log = logging.getLogger("minichain.node")
 
@@ -62,6 +65,10 @@ TICK = 1.0                    # seconds between the protocol's ticks
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 P2P_PATH = "/p2p"
 MAX_ARRIVALS = 2000           # block first-arrival times kept for /api/arrivals
+TX_RELAY_DELAY = 0.1          # seconds our own transactions wait to be announced together
+# At most this many announced per relay tick (Bitcoin: INVENTORY_BROADCAST_MAX): a peer's
+# getdata for them is answered at once, and must fit its send queue (peer.SEND_QUEUE).
+TX_RELAY_MAX = 500
 
 
 def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -97,19 +104,29 @@ class NodeConfig:
     mempool_bytes: int = 5_000_000
     ban_seconds: float = DEFAULT_BAN_SECONDS
     store: str = "leveldb"         # or "memory"
+    ping_interval: float = 30.0    # WebSocket heartbeat: a peer that misses a pong is dropped (not banned)
+    idle_timeout: float = 30.0     # a connection that completes no request in this long is closed
+    max_api_connections: int = 64
+    drain_timeout: float = DRAIN_TIMEOUT   # a peer over its send budget this long is dropped
+    flush: FlushPolicy = NODE_FLUSH  # when a LevelDB store is written (chainstate/state.py)
+    assume_valid: bytes | None = None  # skip signature checks below this block (opt-in)
 
 
 class Node:
     def __init__(self, config: NodeConfig, store: ChainStore | None = None) -> None:
         self.config = config
         self.params = config.params
+        # The node's own LevelDB store is written through a window of blocks (a memory
+        # store, or one a test hands in, takes every batch at once).
+        flush = config.flush if store is None and config.store == "leveldb" else EVERY_BATCH
         if store is None:
             store = open_store(config)
         self.metrics = NodeMetrics(NodeView(self))   # served at /metrics (node/metrics.py)
         if hasattr(store, "on_write"):
             store.on_write = self.metrics.store_write.observe   # LevelDB batch write times
         self.sigcache = SignatureCache()
-        self.chain = ChainState(store, self.params, checker=SignatureChecker(self.sigcache))
+        self.chain = ChainState(store, self.params, checker=SignatureChecker(self.sigcache), flush=flush,
+                                assume_valid=config.assume_valid)
         self.chain.activate_best_chain()  # finish a reorganisation a crash interrupted
         self.mempool = Mempool(self.params, max_bytes=config.mempool_bytes,
                                checker=SignatureChecker(self.sigcache))
@@ -143,30 +160,42 @@ class Node:
         self._stopped = asyncio.Event()
         self._extra_nonce = 0
         self._source: Peer | None = None     # the peer whose message is being handled
+        self._servers: list[asyncio.base_events.Server] = []
+        self._store_failed = False           # a write failed: retry the activation on ticks
+        self._mining_waits = False           # chain time ran ahead of the clock: the miner waits
+        self._relay_queue: list[Transaction] = []  # our users' transactions, announced per tick
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        quiet_accept_errors(loop)
+        config = self.config
+        # Connections may use the descriptors the process has, less a reserve for the
+        # database and outbound links; each listener has its own cap within that.
+        guard = ConnectionGuard(raise_fd_limit() - FD_RESERVE - config.max_outbound)
         self._session = aiohttp.ClientSession()
         self._spawn(self.lag.run())
         p2p = web.Application()
         p2p.router.add_get(P2P_PATH, self._accept_ws)
-        runner = web.AppRunner(p2p, access_log=None)
+        runner = web.AppRunner(p2p, access_log=None, keepalive_timeout=config.idle_timeout)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.listen[0], self.config.listen[1])
-        await site.start()
         self._runners.append(runner)
-        self.listen_port = _bound_port(runner)
+        # Twice the inbound slots: room for newcomers that evict someone, and for
+        # handshakes in progress; beyond that a connection is closed on accept.
+        self.listen_port = await self._listen(runner, config.listen, guard.wrap(
+            runner.server, 2 * config.max_inbound + 8, "p2p"))
         self.protocol.listen_port = self.listen_port
-        self.protocol.self_addr = (self.config.listen[0], self.listen_port)
-        if self.config.api is not None:
+        self.protocol.self_addr = (config.listen[0], self.listen_port)
+        if config.api is not None:
             from minichain.node.api import make_api
 
-            api_runner = web.AppRunner(make_api(self.view(), NodeControl(self)), access_log=None)
+            api_runner = web.AppRunner(make_api(self.view(), NodeControl(self)), access_log=None,
+                                       keepalive_timeout=config.idle_timeout)
             await api_runner.setup()
-            await web.TCPSite(api_runner, self.config.api[0], self.config.api[1]).start()
             self._runners.append(api_runner)
-            self.api_port = _bound_port(api_runner)
+            self.api_port = await self._listen(api_runner, config.api, guard.wrap(
+                api_runner.server, config.max_api_connections, "api"))
         p2p = f"{self.config.listen[0]}:{self.listen_port}"
         api = f"{self.config.api[0]}:{self.api_port}" if self.config.api else "off"
         log.info("node %s on %s: p2p %s, api %s, height %d", USER_AGENT, self.params.name, p2p, api, self.chain.height,
@@ -178,12 +207,19 @@ class Node:
         if self.config.mine:
             self.start_mining(self.config.mining_address, self.config.threads, self.config.duty)
 
+    async def _listen(self, runner: web.AppRunner, addr: tuple[str, int], factory: Callable) -> int:
+        server = await asyncio.get_running_loop().create_server(factory, addr[0], addr[1], backlog=ACCEPT_BACKLOG)
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[1]
+
     async def stop(self) -> None:
         """Stop mining, close peers, then close the database (after the last write)."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         self.stop_mining()
+        for server in self._servers:
+            server.close()
         for peer in list(self.peers):
             peer.close("shutting down")
         await asyncio.gather(*(p.wait_closed() for p in list(self.peers)), return_exceptions=True)
@@ -259,8 +295,10 @@ class Node:
                 self._emit("peer", {"address": peer.name, "connected": True})
             elif cls is Dial:
                 counts[DIAL] += 1
-                if not self._stopping.is_set():
-                    self._spawn(self._keep_connected(effect.addr))
+                if self._stopping.is_set():
+                    self.protocol.dial_ended(effect.addr, False, time.time())
+                else:
+                    self._spawn(self._dial_once(effect.addr))
             else:
                 raise TypeError(f"unknown protocol effect {effect!r}")
 
@@ -275,12 +313,18 @@ class Node:
 
     async def _accept_ws(self, request: web.Request) -> web.StreamResponse:
         host, port = request.transport.get_extra_info("peername")[:2] if request.transport else ("?", 0)
-        inbound = sum(1 for p in self.peers if p.inbound)
-        if inbound >= self.config.max_inbound:
-            return web.Response(status=503, text="too many inbound peers")
         if self.is_banned(host, None) and not host.startswith("127."):
             return web.Response(status=403, text="banned")
-        ws = web.WebSocketResponse(max_msg_size=m.MAX_FRAME_SIZE, heartbeat=30)
+        inbound = [p for p in self.peers if p.inbound and not p.closed]
+        if len(inbound) >= self.config.max_inbound:
+            # Full: make room by evicting an inbound peer the protocol can spare (Bitcoin
+            # Core: AttemptToEvictConnection), so idle links cannot lock newcomers out.
+            victim = self.protocol.eviction_candidate(time.time())
+            if victim is None:
+                return web.Response(status=503, text="too many inbound peers")
+            log.info("evicting inbound peer %s for a new one", victim.name)
+            victim.close("evicted for a new inbound peer")
+        ws = web.WebSocketResponse(max_msg_size=m.MAX_FRAME_SIZE, heartbeat=self.config.ping_interval)
         await ws.prepare(request)
         peer = Peer(ws, host, port, inbound=True, traffic=self.metrics.traffic)
         await self._run_peer(peer)
@@ -289,9 +333,10 @@ class Node:
     async def connect(self, addr: tuple[str, int]) -> Peer | None:
         """Dial ``addr`` once; returns the peer after its session ended (or None)."""
         assert self._session is not None
-        url = f"http://{addr[0]}:{addr[1]}{P2P_PATH}"
+        host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        url = f"http://{host}:{addr[1]}{P2P_PATH}"
         try:
-            ws = await self._session.ws_connect(url, max_msg_size=m.MAX_FRAME_SIZE, heartbeat=30,
+            ws = await self._session.ws_connect(url, max_msg_size=m.MAX_FRAME_SIZE, heartbeat=self.config.ping_interval,
                                                 timeout=aiohttp.ClientWSTimeout(ws_close=5))
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             log.debug("cannot reach %s:%d: %s", addr[0], addr[1], exc)
@@ -316,6 +361,17 @@ class Node:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, RECONNECT_MAX)
 
+    async def _dial_once(self, addr: tuple[str, int]) -> None:
+        """One attempt at an address the protocol learned (a Dial): it is an IP literal
+        and a port (``protocol.valid_address``), never a host string from a peer."""
+        connected = False
+        try:
+            if valid_address(addr) == addr and not self.is_banned(*addr):
+                peer = await self.connect(addr)
+                connected = peer is not None and peer.state is not None and peer.state.version is not None
+        finally:
+            self.protocol.dial_ended(addr, connected, time.time())
+
     def add_peer(self, addr: tuple[str, int]) -> None:
         if self.protocol.add_outbound(addr):
             self._spawn(self._keep_connected(addr))
@@ -330,6 +386,7 @@ class Node:
     async def _run_peer(self, peer: Peer) -> None:
         now = time.time()
         peer.connected_at = now
+        peer.on_drain = self._drained
         peer.start_writer()
         self.peers.append(peer)
         effects = self.protocol.connected(peer, inbound=peer.inbound, host=peer.host, port=peer.port,
@@ -360,6 +417,12 @@ class Node:
         received = metrics.traffic.received
         entries = self.chain.tree.entries
         while not peer.closed:
+            if peer.paused and not await peer.wait_drained(self.config.drain_timeout):
+                # Bitcoin Core stops reading a peer whose send buffer is full (fPauseSend);
+                # one that does not read what it asked for is dropped, not banned.
+                log.info("peer %s does not drain its send queue (%d bytes); dropping it", peer.name, peer.queued_bytes)
+                peer.close("not draining its send queue")
+                return
             msg = await ws.receive()
             if peer.closed:
                 return                      # what arrives after we closed the link is not read
@@ -383,6 +446,11 @@ class Node:
                 self._source = peer
                 try:
                     self._execute(protocol.receive(peer, decoded, now))
+                except StoreError as exc:
+                    # Not the peer's fault (a full disk): what was not stored is asked for
+                    # again, and the activation is retried on the next ticks.
+                    self._store_failed = True
+                    log.error("cannot store what peer %s sent: %s", peer.name, exc)
                 finally:
                     self._source = None
             elif msg.type == aiohttp.WSMsgType.TEXT:
@@ -390,15 +458,22 @@ class Node:
                                                    time.time()))
             elif msg.type == aiohttp.WSMsgType.ERROR:
                 exc = ws.exception()
+                reason = _stream_offence(exc)
                 text = str(exc) if exc else "websocket error"
-                if "size" in text.lower() or "too big" in text.lower() or "exceeds" in text.lower():
-                    reason = Misbehavior.OVERSIZE_MESSAGE
+                if reason is None:
+                    # The link failed (a missed pong, a reset, a timeout): the peer may be
+                    # paused, killed or far away. Drop it; do not punish it.
+                    peer.close(f"link failed: {text or type(exc).__name__}")
                 else:
-                    reason = Misbehavior.BAD_STREAM
-                self._execute(protocol.misbehaving(peer, reason, text, time.time()))
+                    self._execute(protocol.misbehaving(peer, reason, text, time.time()))
                 return
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return
+
+    def _drained(self, peer: Peer) -> None:
+        """``peer``'s send queue emptied: serve the next part of what it asked for."""
+        if self.protocol.pending_getdata(peer):
+            self._execute(self.protocol.resume(peer, time.time()))
 
     # -- blocks and transactions ----------------------------------------------------------------
 
@@ -444,16 +519,34 @@ class Node:
                                     detail=result.message, peer=None if source is None else source.name))
 
     def submit_transaction(self, tx: Transaction) -> None:
-        """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it."""
+        """Admit ``tx`` to the mempool (raises MempoolError with a reason) and announce it
+        within TX_RELAY_DELAY, together with the others submitted meanwhile (one inv per
+        peer, not one per transaction)."""
         self.backend.admit_tx(tx)
-        self._execute(self.protocol.relay_tx(tx))
+        self._relay_queue.append(tx)
+        if len(self._relay_queue) == 1:
+            self._schedule_relay()
+
+    def _schedule_relay(self) -> None:
+        try:
+            asyncio.get_running_loop().call_later(TX_RELAY_DELAY, self._relay_queued)
+        except RuntimeError:  # no loop running (a test driving the node by hand): now
+            self._relay_queued()
+
+    def _relay_queued(self) -> None:
+        txs, self._relay_queue = self._relay_queue[:TX_RELAY_MAX], self._relay_queue[TX_RELAY_MAX:]
+        if self._stopping.is_set():
+            return
+        self._execute(self.protocol.relay_txs(txs))
+        if self._relay_queue:
+            self._schedule_relay()
 
     def _tx_admitted(self, tx: Transaction, entry: Any) -> None:
         self.metrics.txs_accepted.inc()
         source = self._source
         txid = tx.txid_hex()
-        log.info("accepted tx %s (fee %d)%s", txid[:16], entry.fee, "" if source is None else f" from {source.name}",
-                 extra=event("tx", txid=txid, fee=entry.fee, peer=None if source is None else source.name))
+        log.debug("accepted tx %s (fee %d)%s", txid[:16], entry.fee, "" if source is None else f" from {source.name}",
+                  extra=event("tx", txid=txid, fee=entry.fee, peer=None if source is None else source.name))
         self._emit("tx", {"txid": txid, "fee": entry.fee})
 
     def _tx_rejected(self, tx: Transaction, reason: str) -> None:
@@ -464,7 +557,30 @@ class Node:
     async def _housekeeping(self) -> None:
         while not self._stopping.is_set():
             await asyncio.sleep(TICK)
-            self._execute(self.protocol.tick(time.time()))
+            try:
+                if self._store_failed:
+                    self._retry_activation()
+                if self.miner is not None and self._mining_waits:
+                    self._update_mining_work()
+                self._execute(self.protocol.tick(time.time()))
+            except StoreError as exc:
+                self._store_failed = True
+                log.error("cannot store: %s", exc)
+            except Exception:  # one bad tick must not end the ticking
+                log.exception("housekeeping failed")
+
+    def _retry_activation(self) -> None:
+        """After a failed write: connect what is stored but not yet connected, once the
+        disk takes writes again (no restart needed)."""
+        old_tip = self.chain.tip
+        try:
+            self.backend.activate()
+        except StoreError as exc:
+            log.debug("store still failing: %s", exc)
+            return
+        self._store_failed = False
+        log.info("the store takes writes again (tip %s at %d)", self.chain.tip.hash[::-1].hex()[:16], self.chain.height)
+        self._execute(self.protocol.tip_changed(old_tip, time.time()))
 
     # -- mining -------------------------------------------------------------------------------
 
@@ -502,6 +618,19 @@ class Node:
             return
         self._extra_nonce += 1
         template = build_template(self.chain, self.mempool, self.mining_pkh, int(time.time()), self._extra_nonce)
+        if template.header.time > template.max_time:
+            # Blocks found faster than one a second push median-time-past, hence the next
+            # block's time, ahead of the clock; past the future-time limit every block
+            # would be invalid. Wait for the clock instead of mining them in a loop.
+            if not self._mining_waits:
+                log.warning("chain time is %d s ahead of the clock: mining waits for the clock to catch up",
+                            template.header.time - int(time.time()))
+            self._mining_waits = True
+            self.miner.set_work(None)
+            return
+        if self._mining_waits:
+            log.info("the clock caught up with the chain: mining again")
+            self._mining_waits = False
         self.miner.set_work(template)
 
     async def generate(self, count: int, pubkey_hash: bytes) -> list[bytes]:
@@ -514,13 +643,17 @@ class Node:
         found: asyncio.Queue[Block] = asyncio.Queue()
         miner = Miner(threads=max(1, self.config.threads),
                       on_found=lambda b: loop.call_soon_threadsafe(found.put_nowait, b))
-        hashes = []
+        hashes: list[bytes] = []
         try:
-            for _ in range(count):
+            while len(hashes) < count:
                 if self._stopping.is_set():
                     break
                 self._extra_nonce += 1
-                miner.set_work(build_template(self.chain, self.mempool, pubkey_hash, int(time.time()), self._extra_nonce))
+                template = build_template(self.chain, self.mempool, pubkey_hash, int(time.time()), self._extra_nonce)
+                if template.header.time > template.max_time:   # chain time ahead of the clock: wait
+                    await asyncio.sleep(min(5.0, template.header.time - template.max_time))
+                    continue
+                miner.set_work(template)
                 block = await found.get()
                 self.metrics.blocks_found.inc()
                 self.process_block(block)
@@ -534,7 +667,12 @@ class Node:
         if self._stopping.is_set():
             return
         self.metrics.blocks_found.inc()
-        result = self.process_block(block)
+        try:
+            result = self.process_block(block)
+        except StoreError as exc:
+            self._store_failed = True
+            log.error("cannot store the block we mined: %s", exc)
+            return
         if result.status is BlockStatus.CONNECTED:
             log.info("mined block %s at height %d", block.hash_hex()[:16], self.chain.height,
                      extra=event("mined", block=block.hash_hex(), height=self.chain.height, status="connected"))
@@ -573,11 +711,27 @@ class Node:
 _ANNOUNCING = frozenset({m.Headers, m.Inv, m.BlockMessage})   # messages that name new blocks (metrics)
 
 
+def _stream_offence(exc: BaseException | None) -> Misbehavior | None:
+    """What a WebSocket error says about the peer: a frame over the limit or a broken
+    framing is its doing; a missed pong, a timeout or a reset is the link's (a paused or
+    killed honest peer looks exactly like that), and is not punished."""
+    if exc is None or isinstance(exc, (asyncio.TimeoutError, ConnectionError, OSError)):
+        return None
+    text = str(exc).lower()
+    if "pong" in text or "timeout" in text or "timed out" in text or "reset" in text:
+        return None
+    if isinstance(exc, aiohttp.WebSocketError) and exc.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG \
+            or "size" in text or "too big" in text or "exceeds" in text:
+        return Misbehavior.OVERSIZE_MESSAGE
+    return Misbehavior.BAD_STREAM
+
+
 def h_hex(h: bytes) -> str:
     return h[::-1].hex()
 
 
 def _bound_port(runner: web.AppRunner) -> int:
+    """The port a runner's (first) site listens on (the replica host uses it)."""
     for site in runner.sites:
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:

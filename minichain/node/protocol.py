@@ -26,11 +26,57 @@ What it owns, in Bitcoin's terms (net_processing.cpp):
                 transactions by inv -> getdata -> tx
   orphans       a block whose parent is unknown waits in the chain's bounded orphan pool
                 and the sender is asked for the headers in between
-  addresses     getaddr -> addr; learned listen addresses feed the outbound dialler
+  addresses     getaddr -> addr (once per link); addresses are IP:port literals only, the
+                book is capped, and learned addresses are dialled a few at a time, each
+                retried with backoff and forgotten after repeated failures
   misbehaviour  a score per peer, raised by a :class:`Misbehavior` (each carries its
                 score, like Bitcoin Core's validation results), decaying one point per
                 second; at ``BAN_SCORE`` the peer is sent a reject, disconnected and its
-                address banned
+                address banned. Validation reasons map to penalties in one place,
+                :func:`penalty_for` (a header too far in the future is not punished)
+  budgets       every per-peer resource is bounded (the table below); getdata is served
+                a bounded number of bytes at a time and resumed when the host says the
+                peer's send buffer drained (Bitcoin Core's fPauseSend)
+  headers DoS   headers are stored only once the branch they build carries enough work
+                (at least our tip's, less ``LOW_WORK_MARGIN`` blocks): a low-work branch
+                is held per peer in a bounded buffer while the peer sends more, stored
+                when it gets there, dropped and scored when it does not
+  eviction      when the inbound slots are full, :meth:`PeerProtocol.eviction_candidate`
+                names an inbound peer to drop for a newcomer (never one that recently
+                gave us a block or a transaction, or that we are downloading from)
+
+Per-peer limits and penalties (one table; ``docs/p2p.md`` explains each row). Token
+buckets hold ``burst`` tokens and refill at ``rate`` per second; what exceeds a limit is
+ignored, and the penalty is added once per message that exceeded it:
+
+  =====================  ============================================  ===================  =======
+  message / resource     limit per peer                                beyond the limit     penalty
+  =====================  ============================================  ===================  =======
+  inv (items)            bucket: burst 5,000, 1,000/s                  items ignored        +20
+  inv tx (pending)       5,000 announced, 100 requested at once;       ignored; expired     --
+                         a request expires after 60 s
+  getdata (queued)       1,000 items waiting to be served; each call   items refused        +20
+                         serves at most ``serve_bytes`` (1 MB)
+  getdata duplicate      an item already waiting                       dropped              --
+  getdata unknown        bucket: burst 1,000, 100/s (notfound items)   items ignored        +20
+  addr (addresses)       bucket: burst 1,000, 0.1/s (Bitcoin Core's);  ignored              +5
+                         1 token per message, 1 per address
+  addr (bad address)     IP literal and port 1..65535 only             ignored              --
+  getaddr                answered once per link                        ignored              --
+  headers, low work      8,000 buffered until the branch has enough    branch dropped       +20
+                         work
+  headers, time-too-new  not stored, not requested                     --                   --
+  headers, unconnecting  10 messages in a row                          --                   +20
+  block, unsolicited     --                                            --                   +10
+  tx, invalid            reasons outside ``BENIGN_TX_REJECTS``         --                   +10
+  known inventory        5,000 hashes per peer, oldest forgotten       --                   --
+  blocks in flight       16 per peer (Bitcoin: MAX_BLOCKS_IN_TRANSIT)  --                   --
+  send buffer            the IO shell stops reading a peer whose send  disconnected         --
+                         queue is over its budget, and drops it if it
+                         does not drain in time
+  =====================  ============================================  ===================  =======
+
+Anything invalid (header, block, message, handshake) scores 100 and bans at once.
 
 The chain is reached through a narrow interface (:class:`ChainAccess`): accept a header,
 accept a block (which the chain stores before returning: persist, then speak), fetch a
@@ -41,22 +87,28 @@ validation.
 Simplifications, said plainly: no ``sendheaders`` negotiation (every minichain node
 accepts headers announcements; BIP 130 made it opt-in for old peers), no compact blocks,
 no transaction relay delays or orphan transactions, and one global ban list keyed by
-host (by host and port on loopback, where every test peer is 127.0.0.1).
+host (by host and port on loopback, where every test peer is 127.0.0.1). The low-work
+headers buffer keeps the headers themselves (Bitcoin Core 24 keeps only a salted
+commitment per header and downloads them twice), so a reorganisation whose first
+``MAX_LOW_WORK_HEADERS`` headers all lie more than ``LOW_WORK_MARGIN`` blocks' work below
+our tip is not followed; Core has no such limit.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+from collections import deque
 from typing import Any, Hashable, Iterable, Protocol
 
 from minichain.chainstate import BlockStatus
 from minichain.core.actions import Send, _Action
-from minichain.core.chain import BlockTree, IndexEntry, Status
+from minichain.core.chain import BlockTree, IndexEntry, Status, _block_work
 from minichain.node import messages as m
 
 __all__ = [
     "BAN_SCORE", "ChainAccess", "Dial", "Disconnect", "Misbehaved", "Misbehavior", "PeerProtocol", "PeerReady",
-    "PeerState", "ProtocolConfig", "Send",
+    "PeerState", "ProtocolConfig", "Send", "penalty_for", "valid_address",
 ]
 
 PROTOCOL_VERSION = m.PROTOCOL_VERSION
@@ -65,13 +117,30 @@ BLOCK_TIMEOUT = 20.0            # seconds before a requested block is asked of a
 HANDSHAKE_TIMEOUT = 10.0
 BAN_SCORE = 100                 # Bitcoin: DISCOURAGEMENT_THRESHOLD
 DEFAULT_BAN_SECONDS = 24 * 60 * 60   # Bitcoin: DEFAULT_MISBEHAVING_BANTIME
-KNOWN_INVENTORY = 20_000        # hashes remembered per peer (Bitcoin: m_tx_inventory_known_filter)
+MAX_BANS = 10_000               # ban entries kept (the soonest to expire go first)
+KNOWN_INVENTORY = 5_000         # hashes remembered per peer (Bitcoin: m_tx_inventory_known_filter)
 MAX_ADDRESSES = 5_000           # the address book
 MAX_BLOCKS_TO_ANNOUNCE = 8      # Bitcoin: MAX_BLOCKS_TO_ANNOUNCE (more: an inv instead)
 MAX_UNCONNECTING_HEADERS = 10   # Bitcoin: MAX_NUM_UNCONNECTING_HEADERS_MSGS
 BLOCK_DOWNLOAD_WINDOW = 1024    # Bitcoin: BLOCK_DOWNLOAD_WINDOW, blocks past the last common one
 SCORE_DECAY_PER_SECOND = 1.0    # a burst of small offences is punished, a trickle is not
-
+# -- per-peer budgets (the table in the module docstring) --
+INV_BURST, INV_RATE = 5_000, 1_000.0            # inv items
+UNKNOWN_BURST, UNKNOWN_RATE = 1_000, 100.0      # getdata items we do not have
+ADDR_BURST, ADDR_RATE = 1_000, 0.1              # Bitcoin: MAX_ADDR_PROCESSING_TOKEN_BUCKET, MAX_ADDR_RATE_PER_SECOND
+MAX_GETDATA_QUEUE = 1_000       # getdata items waiting to be served to one peer
+SERVE_BYTES = 1_000_000         # bytes of getdata answers per call (then the host resumes us)
+MAX_TX_IN_FLIGHT = 100          # Bitcoin: MAX_PEER_TX_REQUEST_IN_FLIGHT
+MAX_TX_ANNOUNCEMENTS = 5_000    # Bitcoin: MAX_PEER_TX_ANNOUNCEMENTS
+TX_REQUEST_TIMEOUT = 60.0       # Bitcoin: GETDATA_TX_INTERVAL
+MAX_LOW_WORK_HEADERS = 8_000    # headers of a not-yet-heavy branch held per peer
+LOW_WORK_MARGIN = 144           # blocks of work below our tip a new branch may start at (Bitcoin Core: 144)
+# -- dialling learned addresses --
+DIALS_PER_TICK = 1              # new outbound attempts per tick
+DIAL_RETRY = 60.0               # seconds before an address that failed is tried again (doubling)
+MAX_DIAL_FAILURES = 3           # then it leaves the address book
+# -- eviction of inbound peers --
+PROTECT_RECENT = 4              # peers protected for the latest blocks (and, as many, transactions) they gave us
 
 class Misbehavior(enum.Enum):
     """Why a peer's score went up, with how much (Bitcoin Core: ``Misbehaving`` calls,
@@ -86,7 +155,13 @@ class Misbehavior(enum.Enum):
     INVALID_HEADER = ("invalid-header", 100)
     INVALID_BLOCK = ("invalid-block", 100)
     KNOWN_INVALID_BLOCK = ("known-invalid-block", 100)
+    NONCONTINUOUS_HEADERS = ("noncontinuous-headers", 20)   # Bitcoin Core: the same, 20
     UNCONNECTING_HEADERS = ("unconnecting-headers", 20)
+    LOW_WORK_HEADERS = ("low-work-headers", 20)
+    INV_FLOOD = ("inv-flood", 20)
+    GETDATA_EXCESS = ("getdata-excess", 20)
+    GETDATA_UNKNOWN_FLOOD = ("getdata-unknown-flood", 20)
+    ADDR_FLOOD = ("addr-flood", 5)
     UNSOLICITED_BLOCK = ("unsolicited-block", 10)
     INVALID_TX = ("invalid-tx", 10)
 
@@ -103,6 +178,67 @@ BENIGN_TX_REJECTS = frozenset({
     "mempool-min-fee-not-met",
 })
 
+# What a header or block refused for ``reason`` costs its sender, where that is not the
+# default (INVALID_HEADER for a header, INVALID_BLOCK for a block). None: nothing. The
+# one place validation results become punishments (Bitcoin Core: MaybePunishNodeForBlock).
+_PENALTIES: dict[str, Misbehavior | None] = {
+    # Bitcoin Core does not punish BLOCK_TIME_FUTURE: the sender's clock (or ours) may be
+    # off, and the header may be fine in a few minutes. It is not stored either.
+    "time-too-new": None,
+    "duplicate-invalid": Misbehavior.KNOWN_INVALID_BLOCK,   # BLOCK_CACHED_INVALID
+    "bad-prevblk": Misbehavior.KNOWN_INVALID_BLOCK,         # BLOCK_INVALID_PREV
+}
+
+
+def penalty_for(reason: str | None, default: Misbehavior) -> Misbehavior | None:
+    """The penalty for a header, block or transaction (``default`` says which: INVALID_HEADER,
+    INVALID_BLOCK or INVALID_TX) refused for ``reason``; None: no penalty."""
+    if default is Misbehavior.INVALID_TX:
+        return None if reason in BENIGN_TX_REJECTS else default
+    return _PENALTIES.get(reason, default) if reason is not None else default
+
+
+def valid_address(addr: Any) -> tuple[str, int] | None:
+    """``addr`` as a normalised (IP literal, port), or None if it is anything else: a
+    host name, a path, a port out of range. Only such addresses are learned and dialled
+    (a host string from a peer is never pasted into a URL)."""
+    try:
+        host, port = addr
+        if not isinstance(host, str) or not isinstance(port, int) or not 0 < port < 65536 or len(host) > 45:
+            return None
+        ip = ipaddress.ip_address(host)
+    except (TypeError, ValueError):
+        return None
+    if ip.is_multicast or ip.is_unspecified:
+        return None
+    return (str(ip), port)
+
+
+class Bucket:
+    """A token bucket: ``burst`` tokens, refilled at ``rate`` per second."""
+
+    __slots__ = ("tokens", "at", "rate", "burst")
+
+    def __init__(self, burst: float, rate: float, now: float) -> None:
+        self.tokens = float(burst)
+        self.at = now
+        self.rate = rate
+        self.burst = burst
+
+    def take(self, n: float, now: float) -> float:
+        """Take up to ``n`` tokens; returns how many could not be had (0: all)."""
+        tokens = self.tokens
+        if now > self.at:
+            tokens += (now - self.at) * self.rate
+            if tokens > self.burst:
+                tokens = self.burst
+            self.at = now
+        if tokens >= n:
+            self.tokens = tokens - n
+            return 0
+        self.tokens = 0.0
+        return n - tokens
+
 
 # -- effects --------------------------------------------------------------------------------
 
@@ -118,7 +254,8 @@ class Disconnect(_Action):
 
 
 class Dial(_Action):
-    """Keep an outbound link to the listen address ``addr`` (learned from a peer)."""
+    """Try once to open an outbound link to ``addr`` (learned from a peer); the host
+    reports how it went with :meth:`PeerProtocol.dial_ended`."""
 
     __slots__ = ("addr",)
 
@@ -155,13 +292,15 @@ class PeerReady(_Action):
 class ChainAccess(Protocol):
     """The chain as the protocol sees it. ``accept_*`` results have ``status`` (a
     :class:`~minichain.chainstate.BlockStatus`) and ``reason``; the block tree is read
-    directly (fork choice, locators, the active chain)."""
+    directly (fork choice, locators, the active chain). ``block_message`` is the message
+    that serves a stored block (the node's carries the stored bytes as they are: no
+    decoding and re-encoding of a megabyte to serve it)."""
 
     tree: BlockTree
 
     def accept_header(self, header: Any, now: int) -> Any: ...
     def accept_block(self, block: Any, now: int) -> Any: ...
-    def get_block(self, block_hash: bytes) -> Any | None: ...
+    def block_message(self, block_hash: bytes) -> m.Message | None: ...
     def has_tx(self, txid: Any) -> bool: ...
     def get_tx(self, txid: Any) -> Any | None: ...
     def accept_tx(self, tx: Any, now: int) -> str | None: ...   # None: accepted; else the reason
@@ -171,12 +310,14 @@ class ProtocolConfig:
     """Tunables of one node's protocol (defaults are the real node's)."""
 
     __slots__ = ("max_in_flight", "block_timeout", "handshake_timeout", "ban_seconds", "discover",
-                 "addr_gossip", "announce_blocks", "max_outbound", "max_addresses")
+                 "addr_gossip", "announce_blocks", "max_outbound", "max_addresses", "serve_bytes",
+                 "max_low_work_headers")
 
     def __init__(self, *, max_in_flight: int = MAX_IN_FLIGHT, block_timeout: float = BLOCK_TIMEOUT,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, ban_seconds: float = DEFAULT_BAN_SECONDS,
                  discover: bool = True, addr_gossip: bool = True, announce_blocks: bool = True,
-                 max_outbound: int = 8, max_addresses: int = MAX_ADDRESSES) -> None:
+                 max_outbound: int = 8, max_addresses: int = MAX_ADDRESSES, serve_bytes: float = SERVE_BYTES,
+                 max_low_work_headers: int = MAX_LOW_WORK_HEADERS) -> None:
         self.max_in_flight = max_in_flight
         self.block_timeout = block_timeout
         self.handshake_timeout = handshake_timeout
@@ -186,15 +327,22 @@ class ProtocolConfig:
         self.announce_blocks = announce_blocks  # announce new tips (a selfish pool does not)
         self.max_outbound = max_outbound
         self.max_addresses = max_addresses
+        # getdata answers per call; the rest waits for ``resume`` (a host without send
+        # buffers, like the simulator's links, passes math.inf)
+        self.serve_bytes = serve_bytes
+        self.max_low_work_headers = max_low_work_headers
 
 
 class PeerState:
     """What the protocol knows about one link. ``handle`` is the host's name for the peer
-    (the node's Peer object, the simulator's node id)."""
+    (the node's Peer object, the simulator's node id). Every collection here is bounded
+    (module docstring's table) and goes with the state when the peer goes."""
 
     __slots__ = ("handle", "inbound", "host", "port", "dialled", "version", "verack", "ready", "closed",
                  "known", "score", "score_at", "requested", "requested_tx", "best", "deadline",
-                 "connected_at", "unconnecting", "stalled", "best_sent", "last_common")
+                 "connected_at", "unconnecting", "stalled", "best_sent", "pending_tx", "getdata", "getdata_set",
+                 "inv_bucket", "unknown_bucket", "addr_bucket", "sent_addr", "low_work", "low_work_work",
+                 "last_block_at", "last_tx_at", "served_at", "last_common", "__weakref__")
 
     def __init__(self, handle: Hashable, inbound: bool, host: str, port: int,
                  dialled: tuple[str, int] | None, now: float, deadline: float) -> None:
@@ -211,7 +359,8 @@ class PeerState:
         self.score = 0.0
         self.score_at = now
         self.requested: dict[bytes, float] = {}   # block hash -> when we asked this peer
-        self.requested_tx: set[Any] = set()
+        self.requested_tx: dict[Any, float] = {}  # txid -> when we asked (at most MAX_TX_IN_FLIGHT)
+        self.pending_tx: dict[Any, None] = {}     # announced, not yet asked (at most MAX_TX_ANNOUNCEMENTS)
         self.best: IndexEntry | None = None   # the most-work block we know the peer has
         self.best_sent: IndexEntry | None = None  # the last block header we sent it
         self.last_common: IndexEntry | None = None  # the last block of its best chain we have too
@@ -219,6 +368,17 @@ class PeerState:
         self.connected_at = now
         self.unconnecting = 0                 # headers messages in a row that did not connect
         self.stalled: dict[bytes, float] = {}  # blocks it failed to deliver -> not asked again until
+        self.getdata: deque | None = None     # items still to serve (created when needed)
+        self.getdata_set: set | None = None
+        self.inv_bucket = Bucket(INV_BURST, INV_RATE, now)
+        self.unknown_bucket = Bucket(UNKNOWN_BURST, UNKNOWN_RATE, now)
+        self.addr_bucket = Bucket(ADDR_BURST, ADDR_RATE, now)
+        self.sent_addr = False                # answered its getaddr already
+        self.low_work: list | None = None     # headers of a branch without enough work yet
+        self.low_work_work = 0                # the chainwork at its last header
+        self.last_block_at = 0.0              # when it last gave us a new block (eviction)
+        self.last_tx_at = 0.0                 # ... a new transaction
+        self.served_at = 0.0                  # when we last served it a block
 
     @property
     def listen_addr(self) -> tuple[str, int] | None:
@@ -293,6 +453,8 @@ class PeerProtocol:
         self.bans: dict[tuple[str, int] | str, float] = {}  # ban key -> until
         self.denied: set[tuple[str, int]] = set()        # operator's partition: refuse these
         self.connect: list[tuple[str, int]] = list(connect)  # addresses the host keeps dialling
+        self.dialing: set[tuple[str, int]] = set()       # learned addresses the host is trying now
+        self.dial_failures: dict[tuple[str, int], tuple[int, float]] = {}  # addr -> (failures, retry at)
         self.self_addr: tuple[str, int] | None = None
         self._ready: list[PeerState] = []                # ready peers, in the order they became so
         # How many effects other than Send were ever returned: a host that handles Sends
@@ -378,7 +540,11 @@ class PeerProtocol:
     def ban(self, host: str, port: int | None, now: float, seconds: float | None = None) -> list[_Action]:
         """Ban an address (the operator's, or a misbehaving peer's) and drop its links."""
         key = ban_key(host, port)
-        self.bans[key] = now + (self.config.ban_seconds if seconds is None else seconds)
+        bans = self.bans
+        bans.pop(key, None)
+        bans[key] = now + (self.config.ban_seconds if seconds is None else seconds)
+        if len(bans) > MAX_BANS:   # one identity per port on loopback: keep the list bounded
+            del bans[next(iter(bans))]
         out: list[_Action] = []
         for state in list(self.peers.values()):
             addr = state.listen_addr
@@ -475,9 +641,16 @@ class PeerProtocol:
                         state.stalled[h] = now + timeout
                         if self.in_flight.get(h) is state:
                             del self.in_flight[h]
+            requested_tx = state.requested_tx
+            if requested_tx:
+                for txid, asked in list(requested_tx.items()):
+                    if now - asked >= TX_REQUEST_TIMEOUT:   # never answered: forget it
+                        del requested_tx[txid]
+            if state.pending_tx and len(requested_tx) < MAX_TX_IN_FLIGHT:
+                self._request_txs(state, now, out)
         self._request_blocks_from_all(now, out)
-        if self.config.discover and not self.connect:
-            self._dial_more(out)
+        if self.config.discover:
+            self._dial_more(now, out)
         return out
 
     def local_block(self, block: Any, now: float) -> tuple[Any, list[_Action]]:
@@ -490,10 +663,37 @@ class PeerProtocol:
             self._announce_tip(old_tip, None, out)
         return result, out
 
+    def tip_changed(self, old_tip: IndexEntry, now: float) -> list[_Action]:
+        """The chain moved its tip by itself (activation retried after a failed write):
+        announce the new one."""
+        out: list[_Action] = []
+        if self.chain.tree.active[-1] is not old_tip:
+            self._announce_tip(old_tip, None, out)
+        self._request_blocks_from_all(now, out)
+        return out
+
     def relay_tx(self, tx: Any) -> list[_Action]:
         """Announce a transaction our own user got admitted (the host admitted it first)."""
         out: list[_Action] = []
         self._announce_tx(tx, None, out)
+        return out
+
+    def relay_txs(self, txs: Iterable[Any]) -> list[_Action]:
+        """Announce many transactions our own users got admitted, at once: one inv per
+        peer (of at most ``MAX_INV_ITEMS``) naming those it is not known to have, instead
+        of one message per transaction (Bitcoin Core likewise sends a peer's pending
+        transaction invs together, on its trickle timer)."""
+        txids = [tx.txid for tx in txs]
+        out: list[_Action] = []
+        for state in self.peers.values():
+            if not state.ready:
+                continue
+            known = state.known
+            fresh = [t for t in txids if t not in known]
+            for t in fresh:
+                state.add_known(t)
+            for i in range(0, len(fresh), m.MAX_INV_ITEMS):
+                out.append(Send(state.handle, m.Inv([(m.INV_TX, t) for t in fresh[i:i + m.MAX_INV_ITEMS]])))
         return out
 
     def announce(self, block_hashes: list[bytes]) -> list[_Action]:
@@ -506,6 +706,56 @@ class PeerProtocol:
             if state.ready:
                 self._announce_entries(state, entries, out)
         return out
+
+    def resume(self, peer: Hashable, now: float) -> list[_Action]:
+        """The host drained ``peer``'s send buffer: serve the next part of what it asked
+        for (Bitcoin Core: ProcessGetData once fPauseSend is clear)."""
+        state = self.peers.get(peer)
+        out: list[_Action] = []
+        if state is not None and not state.closed and state.getdata:
+            self._serve_queued(state, now, out)
+        return out
+
+    def pending_getdata(self, peer: Hashable) -> int:
+        """How many items ``peer`` asked for that are still to be served."""
+        state = self.peers.get(peer)
+        return len(state.getdata) if state is not None and state.getdata else 0
+
+    def dial_ended(self, addr: tuple[str, int], connected: bool, now: float) -> None:
+        """The host's attempt at ``addr`` (a :class:`Dial`) is over: the link never came up
+        (``connected`` False: retry later with backoff, forget the address after
+        ``MAX_DIAL_FAILURES``), or it came up and has now closed."""
+        self.dialing.discard(addr)
+        if connected:
+            self.dial_failures.pop(addr, None)
+            return
+        failures = self.dial_failures.get(addr, (0, 0.0))[0] + 1
+        if failures >= MAX_DIAL_FAILURES:
+            self.dial_failures.pop(addr, None)
+            self.addresses.pop(addr, None)
+        else:
+            self.dial_failures[addr] = (failures, now + DIAL_RETRY * 2 ** (failures - 1))
+
+    def eviction_candidate(self, now: float) -> Hashable | None:
+        """An inbound peer to drop so a newcomer can have its slot, or None (Bitcoin Core:
+        AttemptToEvictConnection, without netgroups: every test peer is 127.0.0.1).
+
+        Protected: peers that gave us one of the latest blocks or transactions, peers we
+        are downloading blocks from, and peers we served a block to lately. Among the
+        rest the choice falls on one that has not finished its handshake, then on the
+        highest score, then on the youngest link."""
+        inbound = [s for s in self.peers.values() if s.inbound and not s.closed]
+        if not inbound:
+            return None
+        protected: set[int] = set()
+        for key in (lambda s: s.last_block_at, lambda s: s.last_tx_at, lambda s: s.served_at):
+            recent = sorted((s for s in inbound if key(s) > 0), key=key, reverse=True)[:PROTECT_RECENT]
+            protected.update(id(s) for s in recent)
+        candidates = [s for s in inbound if id(s) not in protected and not s.requested]
+        if not candidates:
+            return None
+        victim = max(candidates, key=lambda s: (not s.ready, s.current_score(now), s.connected_at))
+        return victim.handle
 
     # -- handshake -----------------------------------------------------------------------------
 
@@ -549,7 +799,7 @@ class PeerProtocol:
         if state.ready or state.version is None or not state.verack or state.closed:
             return
         self._set_ready(state, True)
-        addr = state.listen_addr
+        addr = valid_address(state.listen_addr) if state.listen_addr is not None else None
         if addr is not None:
             self._learn_address(addr, now)
         self.reports += 1
@@ -578,39 +828,70 @@ class PeerProtocol:
     # -- addresses -------------------------------------------------------------------------------
 
     def _learn_address(self, addr: tuple[str, int], now: float) -> None:
-        if addr in self.addresses or len(self.addresses) < self.config.max_addresses:
-            self.addresses[addr] = now
+        book = self.addresses
+        if addr in book or len(book) < self.config.max_addresses:
+            book[addr] = now
 
     def _on_getaddr(self, state: PeerState, msg: m.GetAddr, now: float, out: list) -> None:
+        if state.sent_addr:               # once per link (Bitcoin Core answers inbound once)
+            return
+        state.sent_addr = True
         own = state.listen_addr
-        addrs = [a for a in self.addresses if a != own][: m.MAX_ADDRS]
+        addrs = []
+        for a in self.addresses:
+            if a != own:
+                addrs.append(a)
+                if len(addrs) >= m.MAX_ADDRS:
+                    break
         out.append(Send(state.handle, m.Addr(addrs)))
 
     def _on_addr(self, state: PeerState, msg: m.Addr, now: float, out: list) -> None:
+        """Learn valid IP:port addresses, as many as the peer's bucket allows; they are
+        dialled from ``tick``, a few at a time."""
+        addrs = msg.addrs
+        over = state.addr_bucket.take(len(addrs) or 1, now)
+        if over:
+            self._misbehave(state, Misbehavior.ADDR_FLOOD, f"addr flood ({len(addrs)} addresses)", now, out)
+            if state.closed or over >= len(addrs):
+                return
+            addrs = addrs[: len(addrs) - int(over)]
         book = self.addresses
-        for addr in msg.addrs:
-            if len(book) >= self.config.max_addresses:
+        cap = self.config.max_addresses
+        for raw in addrs:
+            addr = valid_address(raw)
+            if addr is None or addr in book:
+                continue
+            if len(book) >= cap:
                 break
-            book.setdefault(addr, now)
-        if self.config.discover:
-            self._dial_more(out)
+            book[addr] = now
 
-    def _dial_more(self, out: list) -> None:
-        outbound = {p.listen_addr for p in self.peers.values() if not p.inbound}
-        wanted = self.config.max_outbound - len(outbound)
-        if wanted <= 0:
+    def _dial_more(self, now: float, out: list) -> None:
+        """Dial learned addresses while we have fewer than ``max_outbound`` outbound links,
+        at most ``DIALS_PER_TICK`` new attempts per tick, each address only when its
+        backoff has passed."""
+        outbound = sum(1 for p in self.peers.values() if not p.inbound and not p.closed)
+        wanted = min(DIALS_PER_TICK, self.config.max_outbound - outbound - len(self.dialing))
+        if wanted <= 0 or not self.addresses:
             return
-        for addr in list(self.addresses):
-            if wanted <= 0:
-                break
-            if addr in outbound or addr in self.connect or addr in self.denied or addr == self.self_addr:
+        linked = {p.listen_addr for p in self.peers.values() if not p.closed}
+        skip = self.denied
+        failures = self.dial_failures
+        for addr in self.addresses:
+            if addr in linked or addr in self.dialing or addr in skip or addr == self.self_addr:
                 continue
-            if self.connected_to(addr):
+            if addr in self.connect:
                 continue
-            self.connect.append(addr)
+            failed = failures.get(addr)
+            if failed is not None and failed[1] > now:
+                continue
+            if self.is_banned(addr[0], addr[1], now):
+                continue
+            self.dialing.add(addr)
             self.reports += 1
             out.append(Dial(addr))
             wanted -= 1
+            if wanted <= 0:
+                break
 
     # -- headers and blocks --------------------------------------------------------------------
 
@@ -637,8 +918,59 @@ class PeerProtocol:
 
     def _on_headers(self, state: PeerState, msg: m.Headers, now: float, out: list) -> None:
         chain = self.chain
-        entries = chain.tree.entries
+        tree = chain.tree
+        entries = tree.entries
         headers = msg.headers
+        if not headers:
+            return
+        first = headers[0]
+        parent = entries.get(first.prev_hash)
+        known = entries.get(first.hash)
+        single = len(headers) == 1
+        if single and known is None and parent is not None and state.low_work is None \
+                and parent.chainwork >= tree.active[-1].chainwork:
+            pass          # one new header on top of our best block: the usual announcement
+        elif known is None or known.status in _FAILED or not single:
+            # Something new: the headers must form one chain, and that chain must carry
+            # enough work before any of it is stored.
+            prev = first.hash
+            for header in headers[1:]:
+                if header.prev_hash != prev:
+                    state.low_work = None
+                    self._misbehave(state, Misbehavior.NONCONTINUOUS_HEADERS, "headers that do not form a chain",
+                                    now, out)
+                    return
+                prev = header.hash
+            buffered = state.low_work
+            if parent is None and buffered and buffered[-1].hash == first.prev_hash:
+                base_work = state.low_work_work          # more of a branch we hold for this peer
+            else:
+                if buffered:
+                    # It left the low-work branch it was sending us for another: an honest
+                    # peer answers our getheaders with the rest of the branch.
+                    state.low_work = None
+                    self._misbehave(state, Misbehavior.LOW_WORK_HEADERS,
+                                    f"abandoned a branch of {len(buffered)} headers with too little work", now, out)
+                    if state.closed:
+                        return
+                buffered = None
+                if parent is None:
+                    self._unconnecting(state, first.hash, now, out)
+                    return
+                base_work = parent.chainwork
+            last = known if single else entries.get(headers[-1].hash)
+            if last is None or last.status in _FAILED:
+                work = base_work
+                for header in headers:
+                    work += _block_work(header.bits)   # claimed: the proof is checked when stored
+                # (More work than our tip -- a block on top of it, the usual case -- needs
+                # no threshold.)
+                if work <= tree.active[-1].chainwork and work < self._anti_dos_work():
+                    self._low_work(state, headers, work, now, out)
+                    return
+                if buffered:                             # the branch got there: store it all
+                    headers = buffered + headers
+                    state.low_work = None
         last = None
         for header in headers:
             h = header.hash
@@ -647,20 +979,13 @@ class PeerProtocol:
                 result = chain.accept_header(header, int(now))
                 status = result.status
                 if status is BlockStatus.INVALID:
-                    self._misbehave(state, Misbehavior.INVALID_HEADER,
-                                    f"invalid header {h[::-1].hex()[:16]}: {result.reason}", now, out)
-                    return
+                    penalty = penalty_for(result.reason, Misbehavior.INVALID_HEADER)
+                    if penalty is not None:
+                        self._misbehave(state, penalty, f"invalid header {h[::-1].hex()[:16]}: {result.reason}", now, out)
+                        return
+                    break                  # e.g. too far in the future: not stored, not punished
                 if status is BlockStatus.ORPHAN:
-                    # Headers that do not connect: ask for what is in between (the peer may
-                    # have announced a block whose parent it thought we had). Bitcoin only
-                    # punishes a peer that keeps doing it.
-                    state.unconnecting += 1
-                    if state.unconnecting % MAX_UNCONNECTING_HEADERS == 0:
-                        self._misbehave(state, Misbehavior.UNCONNECTING_HEADERS,
-                                        f"{state.unconnecting} headers messages that do not connect", now, out)
-                        if state.closed:
-                            return
-                    out.append(Send(state.handle, m.GetHeaders(self._sync_locator(), h)))
+                    self._unconnecting(state, h, now, out)
                     return
                 entry = entries[h]
             last = entry
@@ -671,8 +996,41 @@ class PeerProtocol:
         if best is None or last.chainwork > best.chainwork:
             state.best = last
         self._request_blocks(state, now, out)
-        if len(headers) == m.MAX_HEADERS:
-            out.append(Send(state.handle, m.GetHeaders(chain.tree.locator(last))))
+        if len(msg.headers) == m.MAX_HEADERS:
+            out.append(Send(state.handle, m.GetHeaders(tree.locator(last))))
+
+    def _unconnecting(self, state: PeerState, stop: bytes, now: float, out: list) -> None:
+        """Headers that do not connect: ask for what is in between (the peer may have
+        announced a block whose parent it thought we had). Bitcoin only punishes a peer
+        that keeps doing it."""
+        state.unconnecting += 1
+        if state.unconnecting % MAX_UNCONNECTING_HEADERS == 0:
+            self._misbehave(state, Misbehavior.UNCONNECTING_HEADERS,
+                            f"{state.unconnecting} headers messages that do not connect", now, out)
+            if state.closed:
+                return
+        out.append(Send(state.handle, m.GetHeaders(self._sync_locator(), stop)))
+
+    def _anti_dos_work(self) -> int:
+        """The work a new branch must reach before its headers are stored: our tip's,
+        less ``LOW_WORK_MARGIN`` blocks (Bitcoin Core: GetAntiDoSWorkThreshold)."""
+        tip = self.chain.tree.active[-1]
+        return tip.chainwork - LOW_WORK_MARGIN * _block_work(tip.header.bits)
+
+    def _low_work(self, state: PeerState, headers: list, work: int, now: float, out: list) -> None:
+        """A branch without enough work (yet). A full message may have more behind it:
+        hold the headers (bounded) and ask for the rest; otherwise the peer has told us
+        all it has, and it is not worth storing."""
+        buffered = state.low_work
+        held = (len(buffered) if buffered else 0) + len(headers)
+        if len(headers) == m.MAX_HEADERS and held <= self.config.max_low_work_headers:
+            state.low_work = (buffered or []) + list(headers)
+            state.low_work_work = work
+            out.append(Send(state.handle, m.GetHeaders([headers[-1].hash])))
+            return
+        state.low_work = None
+        self._misbehave(state, Misbehavior.LOW_WORK_HEADERS,
+                        f"{held} headers of a branch with too little work", now, out)
 
     def _note_peer_has(self, state: PeerState, block_hash: bytes) -> None:
         entry = self.chain.tree.entries.get(block_hash)
@@ -778,15 +1136,15 @@ class PeerProtocol:
         old_tip = tree.active[-1]
         result = self.chain.accept_block(block, int(now))
         status = result.status
-        if status is BlockStatus.INVALID:
-            if result.reason == "duplicate-invalid":
-                self._misbehave(state, Misbehavior.KNOWN_INVALID_BLOCK,
-                                f"block known to be invalid {h[::-1].hex()[:16]}", now, out)
-            else:
-                self._misbehave(state, Misbehavior.INVALID_BLOCK,
+        if status is _ST_INVALID:
+            penalty = penalty_for(result.reason, Misbehavior.INVALID_BLOCK)
+            if penalty is not None:
+                self._misbehave(state, penalty,
                                 f"invalid block {h[::-1].hex()[:16]}: {result.reason} {result.message}".rstrip(), now, out)
             return
-        if status is BlockStatus.ORPHAN:
+        if status is _ST_CONNECTED or status is _ST_SIDE_BRANCH:
+            state.last_block_at = now
+        elif status is _ST_ORPHAN:
             out.append(Send(state.handle, m.GetHeaders(self._sync_locator(), h)))
         if tree.active[-1] is not old_tip:
             self._announce_tip(old_tip, state, out)
@@ -873,11 +1231,18 @@ class PeerProtocol:
                 out.append(Send(state.handle, msg))
 
     def _on_inv(self, state: PeerState, msg: m.Inv, now: float, out: list) -> None:
+        items = msg.items
+        over = state.inv_bucket.take(len(items), now)
+        if over:
+            self._misbehave(state, Misbehavior.INV_FLOOD, f"inv flood ({len(items)} items)", now, out)
+            if state.closed or over >= len(items):
+                return
+            items = items[: len(items) - int(over)]
         chain = self.chain
         entries = chain.tree.entries
-        want_tx = []
         unknown_block = None
-        for kind, h in msg.items:
+        pending = state.pending_tx
+        for kind, h in items:
             if kind == m.INV_BLOCK:
                 if h in entries:
                     self._note_peer_has(state, h)
@@ -885,56 +1250,148 @@ class PeerProtocol:
                     unknown_block = h
             else:
                 state.add_known(h)
-                if h in state.requested_tx or chain.has_tx(h):
+                if h in state.requested_tx or h in pending or len(pending) >= MAX_TX_ANNOUNCEMENTS or chain.has_tx(h):
                     continue
-                want_tx.append((m.INV_TX, h))
-                state.requested_tx.add(h)
+                pending[h] = None
         if unknown_block is not None:
             out.append(Send(state.handle, m.GetHeaders(self._sync_locator(), unknown_block)))
         else:
             self._request_blocks(state, now, out)
-        if want_tx:
-            out.append(Send(state.handle, m.GetData(want_tx)))
+        if pending:
+            self._request_txs(state, now, out)
+
+    def _request_txs(self, state: PeerState, now: float, out: list) -> None:
+        """Ask for announced transactions, at most ``MAX_TX_IN_FLIGHT`` at a time."""
+        pending = state.pending_tx
+        requested = state.requested_tx
+        want = []
+        while pending and len(requested) < MAX_TX_IN_FLIGHT and len(want) < m.MAX_INV_ITEMS:
+            txid = next(iter(pending))
+            del pending[txid]
+            if self.chain.has_tx(txid):
+                continue
+            requested[txid] = now
+            want.append((m.INV_TX, txid))
+        if want:
+            out.append(Send(state.handle, m.GetData(want)))
 
     def _on_getdata(self, state: PeerState, msg: m.GetData, now: float, out: list) -> None:
+        """Serve what the peer asks for, ``serve_bytes`` at a time: what does not fit waits
+        in the peer's queue (bounded; a duplicate of an item waiting there is dropped)
+        until the host, its send buffer drained, calls ``resume``."""
+        items = msg.items
+        if state.getdata or len(items) > 1:
+            self._queue_getdata(state, items, now, out)
+            if not state.closed:
+                self._serve_queued(state, now, out)
+            return
+        kind, h = items[0]                   # one item, nothing waiting: the usual case
+        if kind == m.INV_BLOCK:              # (``_serve_item`` inline for a block we have)
+            chain = self.chain
+            entry = chain.tree.entries.get(h)
+            reply = chain.block_message(h) if entry is not None and entry.have_data else None
+            if reply is not None:
+                state.served_at = now
+                out.append(Send(state.handle, reply))
+                return
+        self._serve_item(state, kind, h, now, out, None)
+
+    def _queue_getdata(self, state: PeerState, items: list, now: float, out: list) -> None:
+        queue = state.getdata
+        if queue is None:
+            queue = state.getdata = deque()
+            state.getdata_set = set()
+        seen = state.getdata_set
+        room = MAX_GETDATA_QUEUE - len(queue)
+        refused = 0
+        for item in items:
+            if item in seen:
+                continue
+            if room <= 0:
+                refused += 1
+                continue
+            seen.add(item)
+            queue.append(item)
+            room -= 1
+        if refused:
+            self._misbehave(state, Misbehavior.GETDATA_EXCESS,
+                            f"getdata for {refused} more items than the {MAX_GETDATA_QUEUE} we queue", now, out)
+
+    def _serve_queued(self, state: PeerState, now: float, out: list) -> None:
+        queue = state.getdata
+        seen = state.getdata_set
+        budget = self.config.serve_bytes
+        missing: list = []
+        while queue and budget > 0 and not state.closed:
+            item = queue.popleft()
+            seen.discard(item)
+            reply = self._serve_item(state, item[0], item[1], now, out, missing)
+            if reply is not None:
+                budget -= reply.size
+        if missing:
+            self._not_found(state, missing, now, out)
+
+    def _serve_item(self, state: PeerState, kind: int, h: bytes, now: float, out: list,
+                    missing: list | None) -> m.Message | None:
+        """Send one item (a block or a transaction); returns the message sent. A miss goes
+        to ``missing`` (one notfound for a batch) or, alone, straight into a notfound."""
         chain = self.chain
-        entries = chain.tree.entries
-        missing = []
-        for kind, h in msg.items:
-            if kind == m.INV_BLOCK:
-                entry = entries.get(h)
-                block = chain.get_block(h) if entry is not None and entry.have_data else None
-                if block is None:
-                    missing.append((kind, h))
-                else:
-                    out.append(Send(state.handle, m.BlockMessage(block)))
+        if kind == m.INV_BLOCK:
+            entry = chain.tree.entries.get(h)
+            reply = chain.block_message(h) if entry is not None and entry.have_data else None
+            if reply is not None:
+                state.served_at = now
+        else:
+            tx = chain.get_tx(h)
+            reply = m.TxMessage(tx) if tx is not None else None
+        if reply is None:
+            if missing is None:
+                self._not_found(state, [(kind, h)], now, out)
             else:
-                tx = chain.get_tx(h)
-                if tx is None:
-                    missing.append((kind, h))
-                else:
-                    out.append(Send(state.handle, m.TxMessage(tx)))
+                missing.append((kind, h))
+            return None
+        out.append(Send(state.handle, reply))
+        return reply
+
+    def _not_found(self, state: PeerState, missing: list, now: float, out: list) -> None:
+        over = state.unknown_bucket.take(len(missing), now)
+        if over:
+            self._misbehave(state, Misbehavior.GETDATA_UNKNOWN_FLOOD,
+                            f"getdata for {len(missing)} items we do not have", now, out)
+            if state.closed:
+                return
+            missing = missing[: len(missing) - int(over)]
         if missing:
             out.append(Send(state.handle, m.NotFound(missing)))
 
     def _on_notfound(self, state: PeerState, msg: m.NotFound, now: float, out: list) -> None:
         for kind, h in msg.items:
-            if kind == m.INV_BLOCK and state.requested.pop(h, None) is not None:
-                if self.in_flight.get(h) is state:
+            if kind == m.INV_BLOCK:
+                if state.requested.pop(h, None) is not None and self.in_flight.get(h) is state:
                     del self.in_flight[h]
-            state.requested_tx.discard(h)
+            else:
+                state.requested_tx.pop(h, None)
+        if state.pending_tx:
+            self._request_txs(state, now, out)
         self._request_blocks_from_all(now, out)
 
     def _on_tx(self, state: PeerState, msg: m.TxMessage, now: float, out: list) -> None:
         tx = msg.tx
         txid = tx.txid
         state.add_known(txid)
-        state.requested_tx.discard(txid)
+        state.requested_tx.pop(txid, None)
         reason = self.chain.accept_tx(tx, int(now))
         if reason is None:
+            state.last_tx_at = now
             self._announce_tx(tx, state, out)
-        elif reason not in BENIGN_TX_REJECTS:
-            self._misbehave(state, Misbehavior.INVALID_TX, f"invalid transaction: {reason}", now, out)
+        else:
+            penalty = penalty_for(reason, Misbehavior.INVALID_TX)
+            if penalty is not None:
+                self._misbehave(state, penalty, f"invalid transaction: {reason}", now, out)
+                if state.closed:
+                    return
+        if state.pending_tx:
+            self._request_txs(state, now, out)
 
     # -- misbehaviour and closing --------------------------------------------------------------
 
@@ -966,6 +1423,12 @@ class PeerProtocol:
 
 _FAILED = frozenset(s for s in Status if s.failed)
 _HEADERS = m.Headers
+# BlockStatus members as module constants: the block path runs once per block per node.
+_ST_CONNECTED, _ST_SIDE_BRANCH = BlockStatus.CONNECTED, BlockStatus.SIDE_BRANCH
+_ST_INVALID, _ST_ORPHAN = BlockStatus.INVALID, BlockStatus.ORPHAN
+
+
+
 _VERACK = m.Verack()
 _GETADDR = m.GetAddr()
 _HANDSHAKE = frozenset({m.Version, m.Verack, m.Reject})

@@ -43,6 +43,10 @@ class StoreInUseError(StoreError):
     """Another process (or another open store in this one) holds the data directory."""
 
 
+class StoreWriteError(StoreError):
+    """A write failed (the disk is full, say); the store holds what it held before."""
+
+
 class StoreMismatchError(StoreError):
     """The data directory belongs to another network or another format."""
 

@@ -34,9 +34,18 @@ import plyvel
 from minichain.core.tx import OutPoint
 from minichain.core.validation import Coin
 from minichain.store.interface import (SPACES, ChainStore, IndexRow, StoreBatch, StoreError, StoreInUseError,
-                                       check_space, key_range)
+                                       StoreWriteError, check_space, key_range)
 
 _BLOCK, _INDEX, _COIN, _UNDO, _META = b"B", b"I", b"C", b"U", b"M"
+MIN_FREE_TO_REOPEN = 16 << 20   # LevelDB writes its log out (up to 4 MB) and compacts on reopening
+
+
+def _free_bytes(path: str) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 _TIP = b"T"
 _SPACE = {"tx": b"X", "history": b"H", "outputs": b"O", "totals": b"S", "blockinfo": b"K"}
 assert set(_SPACE) == set(SPACES)
@@ -56,6 +65,7 @@ class LevelDBStore(ChainStore):
             if create:
                 os.makedirs(self.path, exist_ok=True)
             self._db = plyvel.DB(self.path, create_if_missing=create)
+            self._failed = False
         except plyvel.IOError as e:
             text = str(e)
             if "lock" in text.lower():
@@ -70,10 +80,36 @@ class LevelDBStore(ChainStore):
     # -- writing
 
     def write(self, batch: StoreBatch) -> None:
+        """Write ``batch`` atomically, or raise StoreWriteError and leave the store as it was.
+
+        After a failed write (a full disk, say) LevelDB refuses every later write until
+        the database is reopened. So the next write reopens it first -- once there is
+        room again (reopening needs to write its log out), so that reads keep working
+        meanwhile -- and a node carries on by itself when space comes back."""
+        if self._failed:
+            free = _free_bytes(self.path)
+            if free is not None and free < MIN_FREE_TO_REOPEN:
+                raise StoreWriteError(f"cannot write to {self.path}: the disk is still full ({free} bytes free)")
+            self._reopen()
         began = time.perf_counter()
-        self._write(batch)
+        try:
+            self._write(batch)
+        except plyvel.Error as e:
+            self._failed = True
+            raise StoreWriteError(f"cannot write to {self.path} (is the disk full?): {e}") from None
+        self._failed = False
         if self.on_write is not None:
             self.on_write(time.perf_counter() - began)
+
+    def _reopen(self) -> None:
+        try:
+            self._db.close()
+            self._db = plyvel.DB(self.path, create_if_missing=False)
+        except (plyvel.Error, OSError) as e:
+            try:   # whatever happened, do not leave the store closed
+                self._db = plyvel.DB(self.path, create_if_missing=False)
+            except (plyvel.Error, OSError):
+                raise StoreError(f"cannot reopen {self.path}: {e}") from None
 
     def _write(self, batch: StoreBatch) -> None:
         with self._db.write_batch(sync=self.sync) as wb:

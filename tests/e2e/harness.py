@@ -24,11 +24,14 @@ class NodeError(AssertionError):
 
 
 class NodeProcess:
-    def __init__(self, workdir: str, name: str, network: str = "regtest", extra: list[str] | None = None) -> None:
+    def __init__(self, workdir: str, name: str, network: str = "regtest", extra: list[str] | None = None, *,
+                 root: str = ROOT, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.network = network
         self.datadir = os.path.join(workdir, name)
         self.extra = list(extra or [])
+        self.root = root       # the source tree the node runs from (a benchmark's baseline may be another)
+        self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.p2p_port = 0
         self.api_port = 0
@@ -37,13 +40,22 @@ class NodeProcess:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, *args: str, timeout: float = 30.0) -> "NodeProcess":
+    def start(self, *args: str, timeout: float = 30.0, nofile: int | None = None) -> "NodeProcess":
+        """Start the node (``nofile``: its limit on open files, soft and hard)."""
         listen = f"127.0.0.1:{self.p2p_port}"  # the same port again after a restart
         cmd = [sys.executable, "-m", "minichain", "node", "--network", self.network, "--datadir", self.datadir,
                "--listen", listen, "--api", "127.0.0.1:0", "--log-level", "debug", *self.extra, *args]
         self._log = open(self.log_path, "a")
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
+        env = dict(os.environ, **self.env)
+        env["PYTHONPATH"] = self.root + os.pathsep + os.environ.get("PYTHONPATH", "")
+        preexec = None
+        if nofile is not None:
+            import resource
+
+            def preexec() -> None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env, cwd=self.root,
+                                     preexec_fn=preexec)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         line = ""
@@ -81,6 +93,18 @@ class NodeProcess:
             if self._log:
                 self._log.close()
         return code
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far, user and system (Linux: /proc/PID/stat)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss(self) -> int:
+        """The process's peak resident memory so far, in bytes (Linux: VmHWM)."""
+        assert self.proc is not None
+        return peak_rss(self.proc.pid)
 
     @property
     def running(self) -> bool:
@@ -145,6 +169,18 @@ class NodeProcess:
 
     def connect(self, other: "NodeProcess") -> None:
         self.control("peers/add", {"address": other.address})
+
+
+def peak_rss(pid: int | str = "self") -> int:
+    """Peak resident memory of a process in bytes, from /proc (0 where there is none)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, describe: Callable[[], str], interval: float = 0.2) -> None:

@@ -287,3 +287,15 @@ def test_star_of_3_a_node_learns_peer_addresses_and_dials_them(network):
     wait_until(lambda: any(p["address"] == b.address for p in c.get("/api/peers")["peers"]), 30,
                lambda: f"c never dialled b: {c.get('/api/peers')}")
     assert b.address in c.get("/api/peers")["known_addresses"]
+
+
+def test_a_node_says_at_start_which_library_verifies_its_signatures(network):
+    """The default install verifies with libsecp256k1 and says so; MINICHAIN_VERIFY=ecdsa
+    picks the pure-Python reference, with a warning that says how slow it is and why."""
+    fast = network.add("fast")
+    slow = NodeProcess(network.workdir, "slow", env={"MINICHAIN_VERIFY": "ecdsa"})
+    network.nodes.append(slow)
+    slow.start()
+    assert "INFO    minichain.node: verifying signatures with coincurve" in fast.log_text()
+    line = next(l for l in slow.log_text().splitlines() if "verifying signatures with" in l)
+    assert "WARNING" in line and "python-ecdsa" in line and "chosen by MINICHAIN_VERIFY" in line

@@ -6,7 +6,7 @@ grouped by resource, one module each:
 
     network.py       GET  /api/status, /api/peers
     blocks.py        GET  /api/block/{hash|height}, /api/blocks, /api/tips, /api/arrivals
-    transactions.py  GET  /api/tx/{txid};  POST /api/tx
+    transactions.py  GET  /api/tx/{txid};  POST /api/tx, /api/txs (a batch)
     addresses.py     GET  /api/address/{address}[/history|/utxos]
     mempool.py       GET  /api/mempool
     control.py       POST /api/control/...  (token)

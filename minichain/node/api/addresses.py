@@ -56,7 +56,7 @@ class Cursor:
                 return cls(key=bytes.fromhex(text[1:]))
             if text.startswith("m"):
                 seq, dot, vout = text[1:].partition(".")
-                if bool(dot) == coins and seq.isdigit() and (not coins or vout.isdigit()):
+                if bool(dot) == coins and seq.isascii() and seq.isdigit() and (not coins or vout.isascii() and vout.isdigit()):
                     return cls(seq=int(seq), vout=int(vout) if coins else -1)
         except ValueError:
             pass

@@ -36,7 +36,7 @@ class Blocks:
     async def block(self, request: web.Request) -> web.Response:
         view = self.view
         ident = request.match_info["id"]
-        if ident.isdigit() and len(ident) < 12:
+        if ident.isascii() and ident.isdigit() and len(ident) < 12:   # not '²', which isdigit() too
             height = int(ident)
             entry = view.active_entry(height)
             if entry is None:

@@ -59,19 +59,42 @@ async def errors(request: web.Request, handler):
 # -- arguments ---------------------------------------------------------------------------------
 
 
+MAX_JSON_DEPTH = 32   # what our bodies need is 2; Python's parser recurses, so bound it first
+
+
 async def body_json(request: web.Request) -> dict:
+    """The JSON object of a POST. Only ``Content-Type: application/json``: a web page on
+    another site can send a form as text/plain without the browser asking first (no CORS
+    preflight), but not JSON, so this refuses cross-site writes."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "send the body as JSON, with 'Content-Type: application/json'")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "request body too large")
     raw = await request.read()
     if not raw:
         return {}
+    if _nesting(raw) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object")
     return data
+
+
+def _nesting(raw: bytes) -> int:
+    """The deepest nesting of brackets in ``raw`` (strings included: an over-estimate)."""
+    depth = deepest = 0
+    for byte in raw.translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > deepest:
+            deepest = depth
+    return deepest
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def field(data: dict, name: str, kind: Any, default: Any = ...) -> Any:

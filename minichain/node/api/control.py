@@ -26,6 +26,7 @@ from minichain.node.api.shapes import hx
 from minichain.node.view import NodeControl, NodeView
 
 COOKIE_FILE = ".cookie"
+MAX_BAN_SECONDS = 10 * 365 * 24 * 3600
 
 
 def write_cookie(datadir: str) -> str:
@@ -69,8 +70,9 @@ class Control:
     def require_token(self, request: web.Request) -> None:
         given = request.headers.get("Authorization", "")
         if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip(), self.token):
-            raise ApiError(401, f"this endpoint needs the token in {os.path.join(self.view.datadir, COOKIE_FILE)} "
-                                "as 'Authorization: Bearer <token>'")
+            # Which file, not where: the data directory's path is nobody's business here.
+            raise ApiError(401, f"this endpoint needs the node's token (the {COOKIE_FILE} file in its data "
+                                "directory) as 'Authorization: Bearer <token>'")
 
     async def act(self, request: web.Request) -> web.Response:
         self.require_token(request)
@@ -83,7 +85,10 @@ class Control:
             control.remove_peer(_hostport(field(data, "address", str)))
         elif action == "peers/ban":
             host, port = _hostport(field(data, "address", str))
-            control.ban(host, port, float(field(data, "seconds", int, int(view.default_ban_seconds))))
+            seconds = field(data, "seconds", int, int(view.default_ban_seconds))
+            if not 1 <= seconds <= MAX_BAN_SECONDS:
+                raise ApiError(400, f"seconds must be 1..{MAX_BAN_SECONDS}")
+            control.ban(host, port, float(seconds))
         elif action == "partition":
             control.partition({_hostport(str(a)) for a in field(data, "deny", list)})
         elif action == "mining/start":

@@ -180,7 +180,8 @@ class World:
     def protocol_config(self) -> ProtocolConfig:
         """The peer protocol's settings for a simulated node (see the module docstring)."""
         timeout = self.block_interval if self.block_timeout is None else self.block_timeout
-        return ProtocolConfig(block_timeout=timeout, handshake_timeout=math.inf, discover=False, addr_gossip=False)
+        return ProtocolConfig(block_timeout=timeout, handshake_timeout=math.inf, discover=False, addr_gossip=False,
+                              serve_bytes=math.inf)   # simulated links have no send buffers
 
 
 @dataclass
@@ -293,6 +294,10 @@ class SimChain:
 
     def get_block(self, block_hash: bytes) -> SimBlock | None:
         return self.world.blocks.get(block_hash)
+
+    def block_message(self, block_hash: bytes) -> m.BlockMessage | None:
+        block = self.world.blocks.get(block_hash)
+        return None if block is None else block.msg
 
     def _update_tip(self) -> None:
         """The node's ActivateBestChain loop with the simulated payload's connect and disconnect."""
