@@ -144,7 +144,7 @@ def test_mine_errors(cli, node, tmp_path):
     other.mkdir()
     (other / ".cookie").write_text("0" * 64)
     err = cli("mine", "1", "--address", ADDR, "--datadir", str(other), code=1).stderr
-    assert "needs the token" in err
+    assert "needs the node's token" in err
     # Bad address, another network's address, wrong network, no node.
     err = cli("mine", "1", "--address", ADDR[:-1] + "x", "--datadir", node.datadir, code=2).stderr
     assert "not a valid regtest address" in err

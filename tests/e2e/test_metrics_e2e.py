@@ -69,7 +69,9 @@ def test_a_b_counters_move_with_blocks_txs_rejections_a_ban_and_a_one_block_reor
     assert sum(rejected.values()) == 1 and answer["error"].startswith(next(iter(rejected))), (rejected, answer)
     assert v(s, "minichain_p2p_sent_bytes_total", message="block") > 100 * 80       # b downloaded the blocks
     assert v(s, "minichain_p2p_received_messages_total", message="getdata") >= 1
-    assert v(s, "minichain_store_write_seconds_count") >= 2 * (P.coinbase_maturity + 1)
+    # A node that is caught up writes each block it mines at once (chainstate's flush
+    # policy keeps a window only while syncing): at least one LevelDB batch per block.
+    assert v(s, "minichain_store_write_seconds_count") >= P.coinbase_maturity + 1
     sb = scrape(b)
     assert v(sb, "minichain_p2p_received_bytes_total", message="block") == v(s, "minichain_p2p_sent_bytes_total",
                                                                             message="block")
