@@ -243,8 +243,6 @@ class KeyFile:
         """Seal this plaintext wallet's seed under ``passphrase``; nothing is written. The
         result is opened again (a second scrypt) before it is trusted with the only
         copy of the seed."""
-        if self.encrypted:
-            raise WalletFileError(f"the wallet {self.path} is already encrypted")
         if not passphrase:
             raise WalletFileError("the passphrase is empty; choose one")
         self._sealing_key = SealingKey.new(passphrase, cost or encryption.DEFAULT_COST)
@@ -416,11 +414,9 @@ class KeyFile:
         if version == VERSION_ENCRYPTED:
             try:
                 sealed = encryption.parse_sealed(data["encryption"])
+                pool = _parse_addresses(data["addresses"], counts, chain_params.by_name(network).address_version)
             except ValueError as exc:
                 raise corrupt(str(exc)) from None
-            pool = _parse_addresses(data["addresses"], counts, chain_params.by_name(network).address_version)
-            if isinstance(pool, str):
-                raise corrupt(pool)
             return cls(path, network, None, counts, sealed=sealed, pool=pool)
         seed_hex = data["seed"]
         if not isinstance(seed_hex, str) or len(seed_hex) != 2 * SEED_SIZE:
@@ -432,20 +428,25 @@ class KeyFile:
         return cls(path, network, seed, counts)
 
 
-def _parse_addresses(data, counts: dict[str, int], version: int) -> dict[str, list[str]] | str:
-    """The clear address lists of an encrypted file, or why they are not valid."""
+def _parse_addresses(data, counts: dict[str, int], version: int) -> dict[str, list[str]]:
+    """The clear address lists of an encrypted file; ValueError(why) if they are not valid."""
     if not isinstance(data, dict) or set(data) != set(CHAINS):
-        return "its address lists are not receive and change"
+        raise ValueError("its address lists are not receive and change")
     pool = {}
     for chain in CHAINS:
         addresses = data[chain]
-        if not isinstance(addresses, list) or not counts[chain] <= len(addresses) <= MAX_ENCRYPTED_ADDRESSES:
-            return f"its {chain} address list is shorter than its count"
+        if not isinstance(addresses, list):
+            raise ValueError(f"its {chain} addresses are not a list")
+        if len(addresses) < counts[chain]:
+            raise ValueError(f"its {chain} address list is shorter than its count")
+        if len(addresses) > MAX_ENCRYPTED_ADDRESSES:
+            raise ValueError(f"its {chain} address list is longer than a key file holds")
         for a in addresses:
             try:
                 decode_address(a, version)
             except AddressError:
-                return f"its {chain} address list holds {str(a)[:40]!r}, not an address of this network"
+                raise ValueError(f"its {chain} address list holds {str(a)[:40]!r}, not an address of this network") \
+                    from None
         pool[chain] = list(addresses)
     return pool
 
