@@ -42,10 +42,11 @@ def cli(tmp_path, node, monkeypatch):
     monkeypatch.delenv("MINICHAIN_NETWORK", raising=False)
     monkeypatch.delenv("MINICHAIN_WALLET", raising=False)
     monkeypatch.delenv("MINICHAIN_DATADIR", raising=False)
+    monkeypatch.delenv("MINICHAIN_WALLET_PASSPHRASE", raising=False)
     runner = CliRunner()
 
-    def run(*args: str, code: int = 0):
-        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=True)
+    def run(*args: str, code: int = 0, input: str | None = None):
+        result = runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=True)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise AssertionError(f"minichain {' '.join(args)} raised {result.exception!r}\n{result.output}") \
                 from result.exception

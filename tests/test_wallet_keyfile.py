@@ -86,8 +86,10 @@ def _write(path, text: str) -> None:
     (lambda t: t.replace('"network": "regtest"', '"network": "testnet"'), "checksum mismatch"),
     (lambda t: _flip_seed(t), "checksum mismatch"),
     (lambda t: t.replace('"checksum"', '"check"'), "missing"),
-    (lambda t: t.replace('"version": 1', '"version": 2'), "version 2"),
-    (lambda t: "x" * 70_000, "larger than a key file"),
+    (lambda t: t.replace('"version": 1', '"version": 3'), "version 3"),
+    # A plaintext file relabelled as the encrypted version lacks its fields.
+    (lambda t: t.replace('"version": 1', '"version": 2'), r"missing \['addresses', 'encryption'\]"),
+    (lambda t: "x" * (16 * 1024 * 1024 + 1), "larger than a key file"),
 ])
 def test_refuses_damaged_contents_with_a_clear_message(tmp_path, damage, words):
     kf, _ = KeyFile.create(str(tmp_path / "w.json"), "regtest")

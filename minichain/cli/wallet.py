@@ -7,6 +7,10 @@ Every subcommand takes the same options (after the subcommand's name):
     --network NAME  testnet or regtest (default: the wallet's)     [env MINICHAIN_NETWORK]
     --node URL      the node's API (default http://127.0.0.1:8332) [env MINICHAIN_NODE]
 
+An encrypted wallet (``wallet new --encrypt``, ``wallet encrypt``) asks for its
+passphrase on the terminal (hidden) when a command needs a key, or reads it from
+MINICHAIN_WALLET_PASSPHRASE; commands that need only its addresses do not ask.
+
 Amounts are typed and shown in coins with 8 decimals; inside they are integer units.
 """
 
@@ -20,9 +24,10 @@ import click
 from minichain.cli.common import (CommandError, console, datadir_option, default_datadir, handle_errors,
                                   json_option, make_client, node_option)
 from minichain.wallet.amounts import AmountError, format_amount, parse_amount
-from minichain.wallet.keyfile import DEFAULT_FILE_NAME, KeyFile, WalletFileError
+from minichain.wallet.keyfile import DEFAULT_FILE_NAME, MAX_FILE_SIZE, KeyFile, WalletFileError
 
 DEFAULT_NETWORK = "testnet"
+PASSPHRASE_ENV = "MINICHAIN_WALLET_PASSPHRASE"
 
 
 def _echo_json(data) -> None:
@@ -55,7 +60,7 @@ def _peek_network(path: str) -> str | None:
     when the file is opened for use)."""
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read(64 * 1024))
+            data = json.loads(f.read(MAX_FILE_SIZE))
         network = data.get("network")
         return network if isinstance(network, str) else None
     except (OSError, ValueError, AttributeError):
@@ -77,10 +82,29 @@ def open_keyfile(wallet_path: str | None, datadir: str | None, network: str | No
         other = os.path.join(default_datadir("regtest"), DEFAULT_FILE_NAME)
         if os.path.exists(other):
             raise WalletFileError(f"no wallet at {path}, but there is a regtest wallet at {other}: add --network regtest")
-    keyfile = KeyFile.load(path)
+    keyfile = KeyFile.load(path, passphrase=lambda: _passphrase(path))
     if keyfile.network != net:
         raise CommandError(f"wrong network: the wallet {path} is for {keyfile.network!r}, not {net!r}")
     return keyfile
+
+
+def _passphrase(path: str) -> str:
+    """The passphrase of an encrypted wallet, asked only when a key is needed: from the
+    environment (for scripts), else typed on the terminal, not echoed. The prompt goes
+    to stderr so that stdout (a txid, JSON) stays clean for $(...)."""
+    return os.environ.get(PASSPHRASE_ENV) or click.prompt(f"passphrase for {path}", hide_input=True, err=True)
+
+
+def _new_passphrase(path: str) -> str:
+    passphrase = os.environ.get(PASSPHRASE_ENV) or click.prompt(
+        f"new passphrase for {path}", hide_input=True, confirmation_prompt="repeat the passphrase", err=True)
+    if not passphrase.strip():
+        raise CommandError("the passphrase is empty or blank; choose one")
+    return passphrase
+
+
+def _encryption_note(keyfile: KeyFile) -> str:
+    return f"encrypted with {keyfile.kdf_cost().describe()} and ChaCha20-Poly1305"
 
 
 def open_wallet(wallet_path, datadir, network, node_url):
@@ -129,6 +153,10 @@ def wallet() -> None:
     addresses and is given only signed transactions: it never sees a private key.
     Exit codes: 0 ok, 1 refused or failed, 2 bad command line, 3 no node at the URL.
 
+    With --encrypt (or later 'wallet encrypt') the seed is kept encrypted under a
+    passphrase. Commands that sign ask for it on the terminal, or read it from
+    MINICHAIN_WALLET_PASSPHRASE; balance, history, utxos and address do not need it.
+
     \b
     Example:
       minichain wallet new --network regtest
@@ -141,29 +169,72 @@ def wallet() -> None:
 @wallet.command("new")
 @wallet_options
 @click.option("--force", is_flag=True, help="Replace an existing wallet (the old file is kept aside, renamed).")
+@click.option("--encrypt", is_flag=True,
+              help=f"Encrypt the seed under a passphrase (asked twice, or read from {PASSPHRASE_ENV}).")
 @json_option
 @handle_errors
-def wallet_new(wallet_path, datadir, network, node_url, force, as_json):
+def wallet_new(wallet_path, datadir, network, node_url, force, encrypt, as_json):
     """Create a wallet: a new key file, readable only by you (mode 0600).
 
     Refuses to overwrite an existing wallet unless --force is given. Prints the first
     receiving address. Does not need a running node.
 
+    With --encrypt the seed is sealed under a passphrase before anything is written
+    (scrypt, ChaCha20-Poly1305): the key never reaches the disk in clear. The file keeps
+    the wallet's addresses in clear, so balance, history and address need no passphrase.
+
     \b
     Example:
       minichain wallet new --network regtest
-      minichain wallet new --wallet ~/bob.json --network regtest
+      minichain wallet new --wallet ~/bob.json --network regtest --encrypt
     """
     path, net = wallet_location(wallet_path, datadir, network)
-    keyfile, kept = KeyFile.create(path, net, force=force)
+    passphrase = _new_passphrase(path) if encrypt else None
+    keyfile, kept = KeyFile.create(path, net, force=force, passphrase=passphrase)
     address = keyfile.next_address("receive")
     if as_json:
-        _echo_json({"wallet": path, "network": net, "address": address, "replaced": kept})
+        _echo_json({"wallet": path, "network": net, "address": address, "replaced": kept, "encrypted": encrypt})
         return
     if kept:
         click.echo(f"the previous wallet was kept as {kept}", err=True)
-    click.echo(f"created {net} wallet {path} (mode 0600; back it up: it holds the seed of all its keys)")
+    if encrypt:
+        click.echo(f"created {net} wallet {path} (mode 0600, {_encryption_note(keyfile)}; back it up, and "
+                   "remember the passphrase: without it the keys are lost)")
+    else:
+        click.echo(f"created {net} wallet {path} (mode 0600; back it up: it holds the seed of all its keys)")
     click.echo(f"receiving address: {address}")
+
+
+@wallet.command("encrypt")
+@wallet_options
+@json_option
+@handle_errors
+def wallet_encrypt(wallet_path, datadir, network, node_url, as_json):
+    """Encrypt an existing wallet's seed under a passphrase, in place.
+
+    The passphrase is asked twice (hidden), or read from MINICHAIN_WALLET_PASSPHRASE.
+    The encrypted file replaces the plaintext one atomically (a 0600 temporary file,
+    fsync, rename): a crash leaves one or the other, never both. Every address and key
+    stays the same. Copies of the old file (backups, wallet.json.replaced-*) still hold
+    the seed in clear: delete them or keep them offline. Does not need a running node.
+
+    \b
+    Example:
+      minichain wallet encrypt --network regtest
+      MINICHAIN_WALLET_PASSPHRASE=... minichain wallet encrypt --wallet bob.json
+    """
+    keyfile = open_keyfile(wallet_path, datadir, network)
+    if keyfile.encrypted:
+        raise CommandError(f"the wallet {keyfile.path} is already encrypted")
+    keyfile.encrypt(_new_passphrase(keyfile.path))
+    if as_json:
+        cost = keyfile.kdf_cost()
+        _echo_json({"wallet": keyfile.path, "encrypted": True, "kdf": {"name": "scrypt", "n": cost.n, "r": cost.r,
+                                                                        "p": cost.p}})
+        return
+    click.echo(f"{_encryption_note(keyfile)}: {keyfile.path}")
+    click.echo("copies of the old file (backups, *.replaced-*) still hold its seed in clear: "
+               "delete them or keep them offline", err=True)
 
 
 @wallet.command("address")
@@ -174,7 +245,8 @@ def wallet_new(wallet_path, datadir, network, node_url, force, as_json):
 def wallet_address(wallet_path, datadir, network, node_url, list_all, as_json):
     """Print a new receiving address (each call gives a fresh one).
 
-    Does not need a running node.
+    Does not need a running node. An encrypted wallet keeps a pool of 100 addresses
+    ahead in clear; only when they are used up is the passphrase asked for (to refill it).
 
     \b
     Example:
@@ -259,7 +331,8 @@ def wallet_send(wallet_path, datadir, network, node_url, address, amount, fee_ra
 
     Picks coins (mature, confirmed, not already being spent), sends the change to a
     fresh address of this wallet, signs on this machine and hands the signed
-    transaction to the node.
+    transaction to the node. An encrypted wallet's passphrase is read from
+    MINICHAIN_WALLET_PASSPHRASE, or asked for on the terminal (hidden) before signing.
 
     \b
     Example:

@@ -2,6 +2,7 @@
 
     amounts.py     coins as typed ("1.5") <-> integer units, exactly
     keyfile.py     the 0600 key file: one seed, deterministic keys, counters, a checksum
+    encryption.py  the seed sealed under a passphrase: scrypt, then ChaCha20-Poly1305
     coinselect.py  which coins pay for a transaction, and its fee (pure)
     client.py      a synchronous client for a node's REST API, with plain-language errors
     wallet.py      balance, history, coins and send: key file + client
