@@ -378,3 +378,35 @@ def test_balance_utxos_and_history_of_an_address_with_ten_thousand_entries(cli, 
     assert newest == history[:5] and all(h["height"] == tip for h in newest)
     table = cli("wallet", "history", "--wallet", w, "--limit", "5").stdout
     assert "the newest 5 transactions" in table
+
+
+def test_a_fee_above_the_limit_is_refused_before_anything_is_sent(cli, node):
+    """Before: ``--fee-rate 10000`` on a wallet of many coins paid whatever it came to."""
+    alice, addr = new_wallet(cli, "alice")
+    node.mine(MATURITY + 6, addr)  # seven mature coins of 50
+    fee = fee_for(7, 2, 10_000)    # 320 coins need all seven
+    assert fee > COIN // 10, "the case must cross the default limit of 0.1"
+    err = cli("wallet", "send", "--wallet", alice, OUTSIDER, "320", "--fee-rate", "10000", code=1).stderr
+    assert f"the fee would be {fee // COIN}.{fee % COIN:08d}" in err
+    assert "more than the limit of 0.10000000" in err and "nothing was sent" in err
+    # A lower limit guards a cheaper send, too.
+    small = fee_for(1, 2, 1_000)
+    err = cli("wallet", "send", "--wallet", alice, OUTSIDER, "1", "--fee-rate", "1000",
+              "--max-fee", "0.00001", code=1).stderr
+    assert f"the fee would be 0.{small:08d}" in err and "limit of 0.00001000" in err
+    # Nothing was submitted or reserved: the same coins pay the same send once allowed.
+    assert balance(cli, alice, 0)["spendable"] == balance(cli, alice)["spendable"]
+    txid = cli("wallet", "send", "--wallet", alice, OUTSIDER, "320", "--fee-rate", "10000", "--max-fee", "1").stdout
+    assert re.fullmatch(r"[0-9a-f]{64}\n", txid)
+
+
+def test_a_fifo_as_the_wallet_is_refused_not_waited_on(cli, tmp_path):
+    """Before: ``--wallet`` naming a FIFO hung for ever in open(), waiting for a writer."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    proc = subprocess.run([sys.executable, "-m", "minichain", "wallet", "balance", "--wallet", str(fifo)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "not a regular file" in proc.stderr and "Traceback" not in proc.stderr

@@ -24,7 +24,7 @@ import click
 from minichain.cli.common import (CommandError, console, datadir_option, default_datadir, handle_errors,
                                   json_option, make_client, node_option)
 from minichain.wallet.amounts import AmountError, format_amount, parse_amount
-from minichain.wallet.keyfile import DEFAULT_FILE_NAME, MAX_FILE_SIZE, KeyFile, WalletFileError
+from minichain.wallet.keyfile import DEFAULT_FILE_NAME, KeyFile, WalletFileError, peek
 
 DEFAULT_NETWORK = "testnet"
 PASSPHRASE_ENV = "MINICHAIN_WALLET_PASSPHRASE"
@@ -59,9 +59,10 @@ def _peek_network(path: str) -> str | None:
     """The network recorded in an existing key file, without the full checks (those run
     when the file is opened for use)."""
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read(MAX_FILE_SIZE))
-        network = data.get("network")
+        raw = peek(path)
+        if raw is None:
+            return None
+        network = json.loads(raw).get("network")
         return network if isinstance(network, str) else None
     except (OSError, ValueError, AttributeError):
         return None
@@ -324,9 +325,12 @@ def wallet_balance(wallet_path, datadir, network, node_url, min_conf, as_json):
               help="Fee in units (10^-8 coin) per byte of transaction.")
 @click.option("--min-conf", default=1, show_default=True, type=click.IntRange(0),
               help="Spend only coins with at least this many confirmations (0 also spends pending change).")
+@click.option("--max-fee", default="0.1", show_default=True, callback=_amount, metavar="AMOUNT",
+              help="Refuse to send if the fee would be more than this many coins (a guard against a "
+                   "mistyped --fee-rate on a wallet of many small coins).")
 @json_option
 @handle_errors
-def wallet_send(wallet_path, datadir, network, node_url, address, amount, fee_rate, min_conf, as_json):
+def wallet_send(wallet_path, datadir, network, node_url, address, amount, fee_rate, min_conf, max_fee, as_json):
     """Send AMOUNT coins to ADDRESS and print the transaction id.
 
     Picks coins (mature, confirmed, not already being spent), sends the change to a
@@ -340,7 +344,7 @@ def wallet_send(wallet_path, datadir, network, node_url, address, amount, fee_ra
       minichain wallet send mq7se9wy2egettFxPbmn99cK8v5AFq55Lx 0.001 --fee-rate 5
     """
     w = open_wallet(wallet_path, datadir, network, node_url)
-    result = w.send(address, amount, fee_rate=fee_rate, min_conf=min_conf)
+    result = w.send(address, amount, fee_rate=fee_rate, min_conf=min_conf, max_fee=max_fee)
     if as_json:
         _echo_json(result.to_json())
         return

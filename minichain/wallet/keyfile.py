@@ -108,6 +108,16 @@ def derive_key(seed: bytes, chain: str, index: int) -> PrivateKey:
         attempt += 1
 
 
+def peek(path: str) -> bytes | None:
+    """The bytes of ``path`` (up to the size limit) without any of load()'s checks, or None
+    if it is not a regular file. Never waits: a FIFO or a device is not opened for good."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read(MAX_FILE_SIZE + 1)
+
+
 class KeyFile:
     """A loaded key file. Create one with :meth:`create`, open one with :meth:`load`.
 
@@ -292,8 +302,8 @@ class KeyFile:
         """A plaintext wallet must not write its seed back over a file that another
         command (``wallet encrypt``) has encrypted since this one was loaded."""
         try:
-            with open(self.path, "rb") as f:
-                version = json.loads(f.read(MAX_FILE_SIZE + 1)).get("version")
+            raw = peek(self.path)
+            version = None if raw is None else json.loads(raw).get("version")
         except (OSError, ValueError, AttributeError):
             return
         if version == VERSION_ENCRYPTED:
@@ -351,7 +361,9 @@ class KeyFile:
         """Open a key file, refusing one that others can read or that is damaged. For an
         encrypted file, ``passphrase()`` is called (once) if and when the seed is needed."""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a
+            # writer -- it is refused below as not a regular file. (No effect on files.)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             raise WalletFileError(f"no wallet at {path}; create one with 'minichain wallet new' "
                                   "(or point at yours with --wallet FILE)") from None

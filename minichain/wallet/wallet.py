@@ -24,13 +24,16 @@ from typing import Any, Iterator
 
 from minichain.core.keys import AddressError, decode_address
 from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, sign_inputs
-from minichain.wallet.amounts import format_amount
+from minichain.wallet.amounts import COIN, format_amount
 from minichain.wallet.client import NodeClient, NodeRequestError
 from minichain.wallet.coinselect import (DEFAULT_FEE_RATE, Candidate, InsufficientFunds, Selection,
                                          select_coins)
 from minichain.wallet.keyfile import KeyFile
 
 TX_VERSION = 1
+# The most a send pays in fees unless told otherwise: a tenth of a coin, Bitcoin Core's
+# wallet default for -maxtxfee (DEFAULT_TRANSACTION_MAXFEE = COIN / 10, wallet/wallet.h).
+DEFAULT_MAX_FEE = COIN // 10
 SNAPSHOT_TRIES = 3
 
 
@@ -214,9 +217,11 @@ class Wallet:
                 tips.add(page.get("tip"))
                 yield h
 
-    def send(self, to_address: str, amount: int, fee_rate: int = DEFAULT_FEE_RATE, min_conf: int = 1) -> SendResult:
+    def send(self, to_address: str, amount: int, fee_rate: int = DEFAULT_FEE_RATE, min_conf: int = 1,
+             max_fee: int = DEFAULT_MAX_FEE) -> SendResult:
         """Pay ``amount`` units to ``to_address``: select coins, send change to a fresh
-        address, sign here, submit to the node. Returns the txid and the details."""
+        address, sign here, submit to the node. Returns the txid and the details. A fee
+        above ``max_fee`` units is refused before anything is signed or saved."""
         try:
             payee = decode_address(to_address, self.params.address_version)
         except AddressError as exc:
@@ -230,6 +235,10 @@ class Wallet:
             sel = select_coins(candidates, amount, fee_rate)
         except InsufficientFunds as exc:
             raise NotEnoughFunds(self._shortfall_message(exc, snap), exc.shortfall) from None
+        if sel.fee > max_fee:
+            raise WalletError(
+                f"the fee would be {format_amount(sel.fee)} ({fee_rate} per byte for {len(sel.coins)} input(s)), "
+                f"more than the limit of {format_amount(max_fee)}; nothing was sent (raise --max-fee if you mean it)")
 
         keys = self.keyfile.keys_by_address()
         outputs = [TxOut(amount, payee)]
