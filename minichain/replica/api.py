@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from minichain.node.api import COOKIE_FILE, ApiError, write_cookie
+from minichain.node.api.common import error_middleware
 from minichain.replica.ledger import payment_from_json, value_json
 
 if TYPE_CHECKING:
@@ -40,20 +41,6 @@ MAX_LOG_ENTRIES = 10_000
 
 def make_api(host: "ReplicaHost") -> web.Application:
     token = write_cookie(host.config.datadir)
-
-    @web.middleware
-    async def errors(request: web.Request, handler):
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return web.json_response({"error": exc.reason}, status=exc.status)
-        except web.HTTPException as exc:
-            if exc.status >= 400 and not (exc.content_type or "").endswith("json"):
-                return web.json_response({"error": exc.reason}, status=exc.status)
-            raise
-        except Exception:
-            log.exception("API request %s %s failed", request.method, request.path)
-            return web.json_response({"error": "internal error (see the replica's log)"}, status=500)
 
     async def body(request: web.Request) -> dict:
         raw = await request.read()
@@ -133,7 +120,7 @@ def make_api(host: "ReplicaHost") -> web.Application:
             raise ApiError(404, f"unknown control action {action!r}")
         return web.json_response({"ok": True, "status": host.status()})
 
-    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_middleware("replica")], client_max_size=MAX_BODY)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/log", committed_log)
     app.router.add_post("/api/submit", submit)

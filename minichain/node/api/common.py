@@ -41,19 +41,30 @@ class ApiError(Exception):
         self.reason = reason
 
 
-@web.middleware
-async def errors(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return web.json_response({"error": exc.reason}, status=exc.status)
-    except web.HTTPException as exc:
-        if exc.status >= 400 and not (exc.content_type or "").endswith("json"):
+def error_middleware(whose: str = "node"):
+    """A middleware that answers every error as JSON ``{"error": reason}``: an ApiError
+    with its status, aiohttp's own 4xx in JSON, anything else a logged 500 that points at
+    the ``whose`` log (the node's, or a replica's: replica/api.py uses it too)."""
+    internal = f"internal error (see the {whose}'s log)"
+
+    @web.middleware
+    async def errors(request: web.Request, handler):
+        try:
+            return await handler(request)
+        except ApiError as exc:
             return web.json_response({"error": exc.reason}, status=exc.status)
-        raise
-    except Exception:
-        log.exception("API request %s %s failed", request.method, request.path)
-        return web.json_response({"error": "internal error (see the node's log)"}, status=500)
+        except web.HTTPException as exc:
+            if exc.status >= 400 and not (exc.content_type or "").endswith("json"):
+                return web.json_response({"error": exc.reason}, status=exc.status)
+            raise
+        except Exception:
+            log.exception("API request %s %s failed", request.method, request.path)
+            return web.json_response({"error": internal}, status=500)
+
+    return errors
+
+
+errors = error_middleware("node")
 
 
 # -- arguments ---------------------------------------------------------------------------------
