@@ -325,7 +325,7 @@ def wallet_balance(wallet_path, datadir, network, node_url, min_conf, as_json):
               help="Fee in units (10^-8 coin) per byte of transaction.")
 @click.option("--min-conf", default=1, show_default=True, type=click.IntRange(0),
               help="Spend only coins with at least this many confirmations (0 also spends pending change).")
-@click.option("--max-fee", default="0.1", show_default=True, callback=_amount, metavar="AMOUNT",
+@click.option("--max-fee", callback=_amount, metavar="AMOUNT", show_default="0.1, Bitcoin Core's -maxtxfee",
               help="Refuse to send if the fee would be more than this many coins (a guard against a "
                    "mistyped --fee-rate on a wallet of many small coins).")
 @json_option
@@ -344,7 +344,8 @@ def wallet_send(wallet_path, datadir, network, node_url, address, amount, fee_ra
       minichain wallet send mq7se9wy2egettFxPbmn99cK8v5AFq55Lx 0.001 --fee-rate 5
     """
     w = open_wallet(wallet_path, datadir, network, node_url)
-    result = w.send(address, amount, fee_rate=fee_rate, min_conf=min_conf, max_fee=max_fee)
+    limit = {} if max_fee is None else {"max_fee": max_fee}     # else the wallet's DEFAULT_MAX_FEE
+    result = w.send(address, amount, fee_rate=fee_rate, min_conf=min_conf, **limit)
     if as_json:
         _echo_json(result.to_json())
         return
