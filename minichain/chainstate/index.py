@@ -188,7 +188,7 @@ def index_block(batch: StoreBatch, block: Block, height: int, undo: BlockUndo, s
     txs = block.transactions
     block_hash = block.hash
     connect = sign > 0
-    history_key, output_key, output, be32 = _HISTORY_KEY.pack, _OUTPUT_KEY.pack, _OUTPUT.pack, _BE32.pack
+    history_key, output_key, output = _HISTORY_KEY.pack, _OUTPUT_KEY.pack, _OUTPUT.pack
     totals: dict[bytes, list[int]] = {}
     offsets = []
     offset = HEADER_SIZE + _compact_size_len(len(txs))
