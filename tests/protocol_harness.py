@@ -28,20 +28,26 @@ class Harness:
         self.protocol = PeerProtocol(self.chain, genesis_hash=GENESIS, nonce=nonce, user_agent="/test/",
                                      network="regtest", config=config or ProtocolConfig(discover=False))
         self.now = float(NOW)
+        self._ids: dict = {}     # peer -> a small number of its own (its port and nonce)
 
     @property
     def tree(self):
         return self.state.tree
 
+    def _id(self, peer) -> int:
+        # Distinct per peer and the same in every run (``hash`` of a str is salted per
+        # process: two peers' nonces collided now and then, and one was "already connected").
+        return self._ids.setdefault(peer, len(self._ids))
+
     def connect(self, peer, *, inbound=True, port=None):
-        return self.protocol.connected(peer, inbound=inbound, host="127.0.0.1", port=port or 40000 + hash(peer) % 1000,
+        return self.protocol.connected(peer, inbound=inbound, host="127.0.0.1", port=port or 40000 + self._id(peer),
                                        now=self.now)
 
     def handshake(self, peer, *, listen_port=0, nonce=None, inbound=True):
         """Connect ``peer`` and play its side of the handshake; returns all effects."""
         out = self.connect(peer, inbound=inbound)
         out += self.receive(peer, m.Version(m.PROTOCOL_VERSION, GENESIS, 0, "/peer/", listen_port,
-                                            nonce if nonce is not None else 1000 + hash(peer) % 1000))
+                                            nonce if nonce is not None else 1000 + self._id(peer)))
         out += self.receive(peer, m.Verack())
         return out
 
