@@ -276,14 +276,15 @@ def test_timer_tokens_are_unique_and_identify_the_entry():
 def test_the_network_view_of_the_queue_can_only_schedule_deliveries():
     queue = EventQueue()
     view = queue.deliveries
-    assert [name for name in dir(view) if not name.startswith("_")] == ["push"]
+    assert [name for name in dir(view) if not name.startswith("_")] == ["push", "push_many"]
     view.push(2.0, 3, 0, "x")
     queue.push_timer(2.0, 3, "t")
     view.push(2.0, 2, 0, "y")
-    view.push(0.5, 4, 1, "z")
-    got = [queue.pop() for _ in range(4)]
+    view.push_many([0.5, 2.0], [4, 5], 1, "z")
+    got = [queue.pop() for _ in range(5)]
     assert [(e[0], e[2], e[3], e[4]) for e in got] == [
         (0.5, DELIVERY, 4, 1), (2.0, DELIVERY, 3, 0), (2.0, TIMER, 3, "t"), (2.0, DELIVERY, 2, 0),
+        (2.0, DELIVERY, 5, 1),
     ]
 
 

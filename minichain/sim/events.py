@@ -45,6 +45,13 @@ class Deliveries:
         """``msg`` from ``src`` arrives at ``dst`` at time ``t``."""
         heappush(self._heap, (t, next(self._seq), DELIVERY, dst, src, msg))
 
+    def push_many(self, times: list[float], dsts: "list[int] | tuple[int, ...]", src: int, msg: Any) -> None:
+        """``push(t, dst, src, msg)`` for each ``t, dst`` in ``zip(times, dsts)``, in order:
+        one call for a relay to many peers rather than one per peer."""
+        heap, seq = self._heap, self._seq
+        for t, dst in zip(times, dsts):
+            heappush(heap, (t, next(seq), DELIVERY, dst, src, msg))
+
 
 class EventQueue:
     """The simulator's events: push by kind, pop the earliest (ties: first scheduled)."""

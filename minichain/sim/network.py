@@ -65,17 +65,18 @@ _TWOPI = 2.0 * math.pi
 _log, _exp, _sqrt, _cos, _sin = math.log, math.exp, math.sqrt, math.cos, math.sin
 
 
-def _lognormal_fifo_push(rng: random.Random, now: float, src: int, dsts: list[int], msg: Any,
-                         latency: "LogNormal", last_arrival: dict[int, float],
-                         push: Callable[[float, int, int, Any], None]) -> None:
-    """The plain FIFO path of ``transmit`` for each of ``dsts`` on a log-normal network, with
-    the latency drawn inline: the hot loop of a large gossip run (one call per relay)."""
+def _lognormal_fifo_times(rng: random.Random, now: float, dsts: "list[int] | tuple[int, ...]",
+                          latency: "LogNormal", last_arrival: dict[int, float]) -> list[float]:
+    """When a message sent at ``now`` reaches each of ``dsts`` on a plain FIFO log-normal
+    network, with the latency drawn inline: the hot loop of a large gossip run (one call
+    per relay, or per message to one peer)."""
     # latency.sample(rng) is base + median * exp(sigma * rng.gauss(0.0, 1.0)), and gauss()
     # returns 0.0 + z * 1.0, which is z itself (or +0.0 for -0.0: the same after exp).
     base, median, sigma = latency.base, latency.median, latency.sigma
     rand = rng.random
     z = rng.gauss_next
     get = last_arrival.get
+    times = []
     for dst in dsts:
         if z is None:
             x2pi = rand() * _TWOPI
@@ -89,8 +90,9 @@ def _lognormal_fifo_push(rng: random.Random, now: float, src: int, dsts: list[in
         if t < last:
             t = last
         last_arrival[dst] = t
-        push(t, dst, src, msg)
+        times.append(t)
     rng.gauss_next = z
+    return times
 
 
 def _exponential_many(rng: random.Random, k: int, base: float, lambd: float) -> list[float]:
@@ -200,8 +202,7 @@ def _inline_draws_match() -> bool:
     latency = LogNormal(0.1, 0.5, 0.01)
     for seed in (1, 2):
         fast, lib = random.Random(seed), random.Random(seed)
-        got: list[float] = []
-        _lognormal_fifo_push(fast, 1.0, 0, [1, 2, 3, 4, 5], None, latency, {}, lambda t, *_: got.append(t))
+        got = _lognormal_fifo_times(fast, 1.0, [1, 2, 3, 4, 5], latency, {})
         got += _exponential_many(fast, 3, 0.02, 12.5)
         want = [1.0 + latency.sample(lib) for _ in range(5)]
         want += [0.02 + lib.expovariate(12.5) for _ in range(3)]
@@ -505,7 +506,12 @@ class Network:
         rng = self._rng
         if self._plain:
             # No fault, override or bandwidth in force: latency (and FIFO) only.
-            t = now + self.latency.sample(rng)
+            latency = self.latency
+            if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
+                self._deliveries.push(_lognormal_fifo_times(rng, now, (dst,), latency, self._last_arrival[src])[0],
+                                      dst, src, msg)
+                return
+            t = now + latency.sample(rng)
             if self.fifo:
                 last_arrival = self._last_arrival[src]
                 last = last_arrival.get(dst, 0.0)
@@ -572,12 +578,13 @@ class Network:
         else:
             for _ in dsts:                       # float sizes: add them one by one, as transmit does
                 c.bytes_sent += size
-        push = self._deliveries.push
         latency = self.latency
         rng = self._rng
         if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
-            _lognormal_fifo_push(rng, now, src, dsts, msg, latency, self._last_arrival[src], push)
+            self._deliveries.push_many(_lognormal_fifo_times(rng, now, dsts, latency, self._last_arrival[src]),
+                                       dsts, src, msg)
             return
+        push = self._deliveries.push
         delays = _sample_many(latency, rng, k)
         if self.fifo:
             last_arrival = self._last_arrival[src]

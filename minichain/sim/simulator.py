@@ -255,6 +255,11 @@ class Simulation:
     def _apply(self, node: int, actions: Iterable) -> None:
         now = self.now
         net = self.net
+        if actions.__class__ is list and len(actions) == 1:   # one Send (an answer): the usual case
+            act = actions[0]
+            if act.__class__ is Send and act.dst != node:
+                net.transmit(now, node, act.dst, act.msg)
+                return
         # Consecutive Sends of one message to other nodes (a gossip relay) go to the network
         # as one batch: the same messages, counts and draws in the same order, counted once.
         batch: list[int] = []

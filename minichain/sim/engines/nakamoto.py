@@ -71,6 +71,7 @@ from minichain.sim.engine import CLIENT, Action, CancelTimer, Decide, Engine, No
 SIM_BITS = chain_params.regtest.pow_limit_bits
 HEADER_BYTES = 80
 TICK = "tick"
+_CANCEL_TICK = CancelTimer(TICK)         # an action is an immutable value: one serves every node
 USER_AGENT = "/minichain-sim/"
 
 
@@ -173,6 +174,10 @@ class World:
 
     def __post_init__(self) -> None:
         self.blocks[self.genesis.hash] = self.genesis
+        # The protocol's clock starts at genesis time: one float every node shares (an int
+        # past 2**30 plus a float converts the slow way on every message, and one object
+        # read by all nodes stays in the cache where a copy per node would not).
+        self.time_base = float(self.genesis.header.time)
 
     def register(self, block: SimBlock) -> None:
         self.blocks[block.hash] = block
@@ -227,6 +232,10 @@ _FAILED = frozenset(s for s in Status if s.failed)
 class SimChain:
     """A simulated node's chain, mempool and payment bookkeeping, behind the protocol's
     ``ChainAccess`` interface, with the cheap validation the module docstring describes."""
+
+    # (Slots, and a ``__dict__`` for anything else: fields read per message sit in the object.)
+    __slots__ = ("tree", "world", "ctx", "orphans", "mempool", "spent", "tx_height", "payments", "confirmations",
+                 "decided_upto", "reorgs", "decisions", "__dict__", "__weakref__")
 
     def __init__(self, world: World, ctx: NodeContext) -> None:
         self.world = world
@@ -433,6 +442,10 @@ class SimChain:
 class NakamotoNode(Engine):
     """An honest Bitcoin-style node: the node's peer protocol over a simulated chain, mining with ``share``."""
 
+    # The fields every message reads sit in the object (the engine's ``__dict__`` keeps the rest).
+    __slots__ = ("ctx", "protocol", "_time_base", "_decisions", "_ticking", "_reports_seen", "chain",
+                 "world", "share", "peers", "mined", "misbehaved", "disconnected")
+
     def __init__(self, ctx: NodeContext, world: World, *, share: float = 0.0, peers: Sequence[int] = (),
                  chain: Any = None, config: ProtocolConfig | None = None) -> None:
         super().__init__(ctx)
@@ -443,8 +456,7 @@ class NakamotoNode(Engine):
         self.protocol = PeerProtocol(self.chain, genesis_hash=world.genesis.hash, nonce=ctx.node_id + 1,
                                      user_agent=USER_AGENT, network="simulated",
                                      config=config or world.protocol_config())
-        self._time_base = world.genesis.header.time
-        self._receive = self.protocol.receive
+        self._time_base = world.time_base
         self._decisions = self.chain.decisions if isinstance(self.chain, SimChain) else []
         self._reports_seen = 0
         self._ticking = False
@@ -539,7 +551,7 @@ class NakamotoNode(Engine):
     def on_message(self, src: int, msg: Any) -> list[Action]:
         if src == CLIENT:
             return self._from_outside(msg)
-        out = self._receive(src, msg, self._time_base + self.ctx.clock())
+        out = self.protocol.receive(src, msg, self._time_base + self.ctx.clock())
         if out or self._decisions:
             return self._finish(out)
         return out
@@ -580,7 +592,7 @@ class NakamotoNode(Engine):
                 out.append(SetTimer(TICK, protocol.config.block_timeout))
         elif self._ticking:
             self._ticking = False
-            out.append(CancelTimer(TICK))
+            out.append(_CANCEL_TICK)
         return out
 
     def _reports(self, effects: list) -> list:
