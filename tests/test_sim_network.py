@@ -2,6 +2,7 @@
 delays, GST, and counters that always add up."""
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -9,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from minichain.sim import (
     Broadcast, Engine, Exponential, Fixed, LogNormal, Network, NetworkStats, Send, Simulation, Uniform,
 )
+from minichain.sim.events import EventQueue
 
 
 class Msg:
@@ -303,3 +305,30 @@ def test_the_networks_counters_are_read_only_from_outside():
         net.sent = 5
     with pytest.raises(AttributeError):
         net.delivered += 1
+
+
+class _LibraryDraws(random.Random):
+    """A generator the network does not recognise as ``random.Random``: it draws each
+    latency through ``latency.sample`` (the library's ``gauss``), never its inline copies."""
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), sends=st.lists(st.lists(st.integers(1, 6), min_size=1, max_size=5),
+                                                      min_size=1, max_size=12))
+def test_log_normal_inline_draws_give_the_library_numbers_one_by_one_and_in_batches(seed, sends):
+    # The fast paths (a message to one peer, a relay to several) draw log-normal latencies
+    # inline; a generator of another class takes the library's path. Same seed, same sends:
+    # the same arrivals in the same order, and the generator left in the same state.
+    def arrivals(rng):
+        queue = EventQueue()
+        net = Network(LogNormal(0.1, 0.5, base=0.01))
+        net.attach(7, rng, queue.deliveries, lambda: 0.0)
+        for i, dsts in enumerate(sends):
+            if len(dsts) == 1:
+                net.transmit(float(i), 0, dsts[0], i)
+            else:
+                net.transmit_many(float(i), 0, dsts, i)
+        got = [queue.pop() for _ in range(len(queue))]
+        return [(e[0], e[3], e[5]) for e in got], rng.random()
+
+    assert arrivals(random.Random(seed)) == arrivals(_LibraryDraws(seed))

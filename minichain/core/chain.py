@@ -462,28 +462,27 @@ def activate_best_chain(
     spent coins).
     """
     done = Activated()
-    invalidate = tree.mark_invalid if mark_invalid is None else mark_invalid
     while True:
         best = tree.best_candidate()
         tip = tree.tip
         if best is tip:
             return done
         if best.parent is tip:               # one block on top of the tip: the usual case
-            down: list[IndexEntry] = []
-            up = [best]
+            up: "list[IndexEntry] | tuple[IndexEntry]" = (best,)
         else:
             down, up = tree.path(tip, best)
             for entry in down:
                 disconnect(entry)
                 tree.disconnect_tip()
             done.disconnected += len(down)
-        height = len(tree.active) - 1
+            tip = tree.tip
+        height = tip.height                  # (the active chain runs from genesis at height 0)
         if done.fork_height is None or height < done.fork_height:
             done.fork_height = height
         for entry in up:
             reason = connect(entry)
             if reason is not None:
-                invalidate(entry)
+                (tree.mark_invalid if mark_invalid is None else mark_invalid)(entry)
                 done.invalid.append((entry, reason))
                 break                        # choose again among what is left
             tree.connect_tip(entry)
