@@ -18,7 +18,7 @@ Glossary:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from minichain.core.block import BlockHeader
@@ -78,7 +78,9 @@ class IndexEntry:
     # Order in which block data arrived (Bitcoin: nSequenceId); breaks chainwork ties.
     sequence: int = -1
     complete: bool = False
-    children: list["IndexEntry"] = field(default_factory=list)
+    # The shared empty tuple until a child arrives (then a list): most entries of a long
+    # chain have one child or none, and a large simulation holds a million entries.
+    children: "list[IndexEntry] | tuple[()]" = ()
     skip: "IndexEntry | None" = None
 
     @property
@@ -299,7 +301,10 @@ class BlockTree:
             _INVALID_CHILD if failed else _HEADER,
         )
         entry.skip = parent.get_ancestor(_skip_height(entry.height)) if entry.height >= 2 else parent
-        parent.children.append(entry)
+        if parent.children:
+            parent.children.append(entry)
+        else:
+            parent.children = [entry]
         self.entries[entry.hash] = entry
         if not failed and entry.chainwork > self._best_header.chainwork:
             self._best_header = entry
