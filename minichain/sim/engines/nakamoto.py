@@ -65,13 +65,12 @@ from minichain.core.hashing import merkle_root, sha256d
 from minichain.core.orphans import OrphanPool
 from minichain.node import messages as m
 from minichain.node.protocol import Disconnect, Misbehaved, PeerProtocol, ProtocolConfig
-from minichain.sim.engine import CLIENT, Action, CancelTimer, Decide, Engine, NodeContext, Send, SetTimer
+from minichain.sim.engine import CLIENT, Action, Decide, Engine, NodeContext, Send, SetTimer
 
 # Regtest's pow limit: block work 2, identical for every simulated block.
 SIM_BITS = chain_params.regtest.pow_limit_bits
 HEADER_BYTES = 80
 TICK = "tick"
-_CANCEL_TICK = CancelTimer(TICK)         # an action is an immutable value: one serves every node
 USER_AGENT = "/minichain-sim/"
 
 
@@ -444,7 +443,7 @@ class NakamotoNode(Engine):
     """An honest Bitcoin-style node: the node's peer protocol over a simulated chain, mining with ``share``."""
 
     # The fields every message reads sit in the object (the engine's ``__dict__`` keeps the rest).
-    __slots__ = ("ctx", "protocol", "_time_base", "_decisions", "_ticking", "_reports_seen", "chain",
+    __slots__ = ("ctx", "protocol", "_time_base", "_decisions", "_tick_due", "_timer_for", "_reports_seen", "chain",
                  "world", "share", "peers", "mined", "misbehaved", "disconnected")
 
     def __init__(self, ctx: NodeContext, world: World, *, share: float = 0.0, peers: Sequence[int] = (),
@@ -460,7 +459,10 @@ class NakamotoNode(Engine):
         self._time_base = world.time_base
         self._decisions = self.chain.decisions if isinstance(self.chain, SimChain) else []
         self._reports_seen = 0
-        self._ticking = False
+        # The stall timer (see _finish): when the protocol's tick is due (local time), and
+        # the due the simulator's pending TICK timer was set for (None: none pending).
+        self._tick_due: float | None = None
+        self._timer_for: float | None = None
         self.mined = 0
         self.misbehaved: list[tuple[float, int, str, int, bool]] = []   # (time, peer, reason, score, banned)
         self.disconnected: list[tuple[float, int, str]] = []            # (time, peer, reason)
@@ -528,19 +530,31 @@ class NakamotoNode(Engine):
     def on_recover(self) -> list[Action]:
         # Chain, mempool and peers live on disk in a real node: nothing volatile to lose
         # here but the timers, which the simulator dropped at the crash.
-        self._ticking = False
+        self._tick_due = self._timer_for = None
         out = self.protocol.tick(self.now())
         out.extend(self._schedule_mining())
         return self._finish(out)
 
     def on_timer(self, name: Hashable) -> list[Action]:
         if name == TICK:
+            due, armed_for = self._tick_due, self._timer_for
+            self._timer_for = None
+            if due is None:
+                return []                # nothing in flight any more: the tick is not due
+            if due != armed_for:
+                # Set for a due that lapsed when the blocks then in flight arrived; the
+                # blocks in flight now are due later: wait until then.
+                self._timer_for = due
+                return [SetTimer(TICK, max(0.0, due - self.ctx.now))]
             now = self.now()
             out = self.protocol.tick(now)
             deadline = self.protocol.next_deadline() if self.protocol.in_flight else None
-            self._ticking = deadline is not None
             if deadline is not None:
-                out.append(SetTimer(TICK, max(0.0, deadline - now)))
+                delay = max(0.0, deadline - now)
+                self._tick_due = self._timer_for = self.ctx.now + delay
+                out.append(SetTimer(TICK, delay))
+            else:
+                self._tick_due = None
             return self._finish(out)
         if name != "mine" or self.share <= 0:
             return []
@@ -584,16 +598,23 @@ class NakamotoNode(Engine):
             out.extend(decisions)
             decisions.clear()
         if protocol.in_flight:
-            if not self._ticking:
+            if self._tick_due is None:
                 # The stall timer runs whenever a block is in flight. Not running means none
                 # was before this event (or it just fired and handled the overdue ones),
                 # so the first request in flight now times out one timeout from now at
                 # the earliest; the tick then re-arms itself for what is left.
-                self._ticking = True
-                out.append(SetTimer(TICK, protocol.config.block_timeout))
-        elif self._ticking:
-            self._ticking = False
-            out.append(_CANCEL_TICK)
+                timeout = protocol.config.block_timeout
+                self._tick_due = due = self.ctx.now + timeout
+                if self._timer_for is None:
+                    self._timer_for = due
+                    out.append(SetTimer(TICK, timeout))
+        elif self._tick_due is not None:
+            # Nothing in flight: the tick is no longer due. The simulator's timer is left
+            # to fire (it then finds nothing due) rather than cancelled: a block is in
+            # flight for a moment every block interval, and a timer set for an earlier
+            # due is moved on when it fires, so a node sets about one timer per timeout
+            # instead of one and a cancellation per block.
+            self._tick_due = None
         return out
 
     def _reports(self, effects: list) -> list:
