@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
 import os
 import random
 import shutil
@@ -49,6 +48,7 @@ from minichain import params
 from minichain.core import keys
 from minichain.core.keys import PrivateKey
 from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, sign_inputs
+from benchmarks.trees import export_tree
 from tests.e2e.harness import ROOT, NodeProcess, sync_blocks, wait_until
 
 P = params.regtest
@@ -113,16 +113,6 @@ def propagation(root: str, nodes: int, blocks: int, seed: int, extra_links: int 
     delays = [max(a[h] for a in arrivals) - arrivals[origin][h] for h, origin in origins]
     received = sum(a["blocks_received"] - b["blocks_received"] for a, b in zip(after, before))
     return {"delays": delays, "crossings": received / blocks, "links": len(links)}
-
-
-def export_tree(ref: str, into: str) -> str:
-    """``git archive`` of ``ref`` into a directory, with this tree's compiled kernel copied
-    in (the kernel is not what is measured; without it regtest mines in pure Python)."""
-    data = subprocess.run(["git", "-C", ROOT, "archive", ref], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", into], input=data, check=True)
-    for built in glob.glob(os.path.join(ROOT, "minichain", "_sha256d*.so")):
-        shutil.copy(built, os.path.join(into, "minichain"))
-    return into
 
 
 # -- transaction admission ----------------------------------------------------------------------
