@@ -48,8 +48,8 @@ from minichain import params
 from minichain.core import keys
 from minichain.core.keys import PrivateKey
 from minichain.core.tx import OutPoint, Transaction, TxIn, TxOut, sign_inputs
-from benchmarks.trees import export_tree
-from tests.e2e.harness import ROOT, NodeProcess, sync_blocks, wait_until
+from benchmarks.trees import ROOT, export_tree
+from tests.e2e.harness import NodeProcess, sync_blocks, wait_until
 
 P = params.regtest
 KEY = PrivateKey(777)

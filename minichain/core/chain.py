@@ -467,6 +467,7 @@ def activate_best_chain(
     spent coins).
     """
     done = Activated()
+    invalidate = tree.mark_invalid if mark_invalid is None else mark_invalid
     while True:
         best = tree.best_candidate()
         tip = tree.tip
@@ -487,7 +488,7 @@ def activate_best_chain(
         for entry in up:
             reason = connect(entry)
             if reason is not None:
-                (tree.mark_invalid if mark_invalid is None else mark_invalid)(entry)
+                invalidate(entry)
                 done.invalid.append((entry, reason))
                 break                        # choose again among what is left
             tree.connect_tip(entry)

@@ -1077,16 +1077,13 @@ class PeerProtocol:
                 if until <= now:
                     del stalled[h]
         if target.parent is tip:               # one block on top of our tip: the usual case
-            h = target.hash
-            if target.have_data or h in in_flight or h in stalled:
+            if target.have_data or target.hash in in_flight or target.hash in stalled:
                 return
-            state.requested[h] = now
-            in_flight[h] = state
-            out.append(Send(state.handle, m.GetData([(m.INV_BLOCK, h)])))
-            return
-        wanted = self._next_blocks(state, target, room, stalled)
-        if not wanted:
-            return
+            wanted = [target.hash]
+        else:
+            wanted = self._next_blocks(state, target, room, stalled)
+            if not wanted:
+                return
         requested = state.requested
         for h in wanted:
             requested[h] = now

@@ -507,20 +507,13 @@ class Network:
         if self._plain:
             # No fault, override or bandwidth in force: latency (and FIFO) only.
             latency = self.latency
-            if latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
-                # latency.sample(rng) inline, as in _lognormal_fifo_times (one message to
-                # one peer: a request or its answer, a third of a large run's traffic).
-                z = rng.gauss_next
-                if z is None:
-                    x2pi = rng.random() * _TWOPI
-                    g2rad = _sqrt(-2.0 * _log(1.0 - rng.random()))
-                    rng.gauss_next = _sin(x2pi) * g2rad
-                    z = _cos(x2pi) * g2rad
-                else:
-                    rng.gauss_next = None
-                t = now + (latency.base + latency.median * _exp(latency.sigma * z))
-            else:
-                t = now + latency.sample(rng)
+            if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
+                # (One message to one peer -- a request or its answer -- through the relay's
+                # inline draw: one Python call instead of sample() and gauss().)
+                (t,) = _lognormal_fifo_times(rng, now, (dst,), latency, self._last_arrival[src])
+                self._deliveries.push(t, dst, src, msg)
+                return
+            t = now + latency.sample(rng)
             if self.fifo:
                 last_arrival = self._last_arrival[src]
                 last = last_arrival.get(dst, 0.0)

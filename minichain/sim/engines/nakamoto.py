@@ -234,7 +234,7 @@ class SimChain:
 
     # (Slots, and a ``__dict__`` for anything else: fields read per message sit in the object.)
     __slots__ = ("tree", "world", "ctx", "orphans", "mempool", "spent", "tx_height", "payments", "confirmations",
-                 "decided_upto", "reorgs", "decisions", "_connect_cb", "_disconnect_cb", "__dict__", "__weakref__")
+                 "decided_upto", "reorgs", "decisions", "__dict__", "__weakref__")
 
     def __init__(self, world: World, ctx: NodeContext) -> None:
         self.world = world
@@ -249,7 +249,6 @@ class SimChain:
         self.decided_upto = 0
         self.reorgs: list[tuple[float, int]] = []           # (time, blocks disconnected)
         self.decisions: list[Action] = []                   # Decides since the host last collected them
-        self._connect_cb, self._disconnect_cb = self._connect, self._disconnect   # bound once, not per block
 
     # -- headers and blocks
 
@@ -310,7 +309,7 @@ class SimChain:
 
     def _update_tip(self) -> None:
         """The node's ActivateBestChain loop with the simulated payload's connect and disconnect."""
-        done = activate_best_chain(self.tree, self._connect_cb, self._disconnect_cb)
+        done = activate_best_chain(self.tree, self._connect, self._disconnect)
         if done.fork_height is None:
             return
         if done.disconnected:
