@@ -1,11 +1,16 @@
-"""Build of minichain's compiled proof-of-work kernel, the extension minichain._sha256d.
+"""Build of minichain's two compiled extensions (sources in cython_ext/):
 
-pyproject.toml holds the package metadata; this file only declares the extension
-(cython_ext/: a Cython binding over C written from FIPS 180-4).
+* ``minichain._sha256d``, the proof-of-work kernel: a Cython binding over C written
+  from FIPS 180-4;
+* ``minichain.sim._simcore``, the simulator's event queue and the network's log-normal
+  relay loop in C (the same events, order and random draws as the Python code).
 
-The extension is optional. If it cannot be built (no C compiler, Cython missing, a
-compile error) the install still succeeds with a one-line warning, and
-minichain.mining.kernel falls back to pure Python, warning again at import.
+pyproject.toml holds the package metadata; this file only declares the extensions.
+
+Both are optional. If one cannot be built (no C compiler, Cython missing, a compile
+error) the install still succeeds with a one-line warning naming it, and its Python
+twin takes over: minichain.mining.kernel's pure-Python kernel (it warns again at
+import) and minichain.sim.events' pure-Python queue (slower, the same results).
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ HEADERS = [
 ]
 
 
+FALLBACK = {
+    "minichain._sha256d": "mining will use the slow pure-Python kernel",
+    "minichain.sim._simcore": "the simulator will use its slower pure-Python event queue",
+}
+
+
 class OptionalBuildExt(build_ext):
     """build_ext that Cythonizes lazily and turns any build failure into a warning."""
 
@@ -50,7 +61,8 @@ class OptionalBuildExt(build_ext):
                 ext.sources = list(generated.sources) + other
             super().run()
         except Exception as exc:  # noqa: BLE001 - any failure means "no extension"
-            self._warn(exc)
+            for ext in self.extensions:
+                self._warn(ext, exc)
 
     def build_extensions(self) -> None:
         if self.compiler.compiler_type == "msvc":
@@ -65,18 +77,17 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
-            self._warn(exc)
+            self._warn(ext, exc)
 
-    _warned = False
+    _warned: set[str] = set()
 
-    def _warn(self, exc: BaseException) -> None:
-        if self._warned:  # one line, even when a later step trips over the missing file
+    def _warn(self, ext: Extension, exc: BaseException) -> None:
+        if ext.name in self._warned:  # one line each, even when a later step trips over the missing file
             return
-        self._warned = True
+        self._warned.add(ext.name)
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(
-            f"WARNING: minichain._sha256d not built ({type(exc).__name__}: {reason[:200]}); "
-            "mining will use the slow pure-Python kernel",
+            f"WARNING: {ext.name} not built ({type(exc).__name__}: {reason[:200]}); {FALLBACK[ext.name]}",
             file=sys.stderr,
         )
 
@@ -88,7 +99,11 @@ setup(
             sources=["cython_ext/_sha256d.pyx", *C_SOURCES],
             depends=HEADERS,
             include_dirs=["cython_ext"],
-        )
+        ),
+        # The latency draws must round exactly as Python's float arithmetic does: no
+        # fused multiply-add (network.py checks the numbers at import all the same).
+        Extension("minichain.sim._simcore", sources=["cython_ext/_simcore.pyx"],
+                  extra_compile_args=["-ffp-contract=off"] if sys.platform != "win32" else []),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 from minichain.sim import (
     Broadcast, CancelTimer, Decide, Engine, EventQueue, Exponential, Network, Send, SetTimer, Simulation,
 )
-from minichain.sim.events import CALL, DELIVERY, TIMER
+from minichain.sim import simulator as simulator_module
+from minichain.sim.events import CALL, DELIVERY, TIMER, CompiledEventQueue, PyEventQueue
 from minichain.sim.engines.flood import Flood
 
 
@@ -230,6 +231,10 @@ def test_client_input_arrives_from_CLIENT_and_is_not_network_traffic():
 
 # -- the event queue ----------------------------------------------------------------------
 
+# Both implementations, when the compiled one was built (setup.py: minichain.sim._simcore).
+QUEUES = [PyEventQueue] + ([CompiledEventQueue] if CompiledEventQueue is not None else [])
+
+
 def push_kind(queue, kind, t, i):
     """Schedule event number ``i`` of the given kind; ``i`` rides in the payload."""
     if kind == DELIVERY:
@@ -249,7 +254,11 @@ def payload(event):
 @given(st.lists(st.tuples(st.sampled_from([DELIVERY, TIMER, CALL]), st.sampled_from([0.0, 0.5, 1.0, 2.5])),
                 max_size=60))
 def test_queue_pops_by_time_and_ties_in_scheduling_order_whatever_the_kind(pushes):
-    queue = EventQueue()
+    for queue_class in QUEUES:
+        check_queue_order(queue_class(), pushes)
+
+
+def check_queue_order(queue, pushes):
     for i, (kind, t) in enumerate(pushes):
         push_kind(queue, kind, t, i)
     assert len(queue) == len(pushes)
@@ -266,17 +275,20 @@ def test_queue_pops_by_time_and_ties_in_scheduling_order_whatever_the_kind(pushe
         queue.pop()
 
 
-def test_timer_tokens_are_unique_and_identify_the_entry():
-    queue = EventQueue()
+@pytest.mark.parametrize("queue_class", QUEUES)
+def test_timer_tokens_are_unique_and_identify_the_entry(queue_class):
+    queue = queue_class()
     tokens = [queue.push_timer(5.0, 0, "t"), queue.push_timer(1.0, 0, "t")]
     assert tokens[0] != tokens[1]
     assert [queue.pop()[5] for _ in range(2)] == [tokens[1], tokens[0]]
 
 
-def test_the_network_view_of_the_queue_can_only_schedule_deliveries():
-    queue = EventQueue()
+@pytest.mark.parametrize("queue_class", QUEUES)
+def test_the_network_view_of_the_queue_can_only_schedule_deliveries(queue_class):
+    queue = queue_class()
     view = queue.deliveries
-    assert [name for name in dir(view) if not name.startswith("_")] == ["push", "push_many"]
+    # (The compiled view adds the network's relay loop, which schedules deliveries too.)
+    assert {name for name in dir(view) if not name.startswith("_")} <= {"push", "push_many", "push_lognormal_fifo"}
     view.push(2.0, 3, 0, "x")
     queue.push_timer(2.0, 3, "t")
     view.push(2.0, 2, 0, "y")
@@ -349,14 +361,67 @@ def test_an_event_held_back_by_until_keeps_its_place_among_events_at_the_same_ti
 
 @pytest.mark.skipif(sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11),
                     reason="how CPython 3.11's specialising interpreter warms a function up")
-def test_the_run_loop_gets_specialised_within_one_run():
-    # ``_run`` is called once for a whole run, so only its loop's backward jumps can warm
-    # it up; a fresh copy of its code, run once over a run with no stale timer, must end
-    # up specialised (a ``while heap:`` loop never did, and ran 6-10% more instructions).
-    run_ = Simulation._run
+def test_the_run_loop_gets_specialised_within_one_run(monkeypatch):
+    # The Python event loop (the compiled queue's loop is C) is called once for a whole
+    # run, so only its loop's backward jumps can warm it up; a fresh copy of its code, run
+    # once over a run with no stale timer, must end up specialised (a ``while heap:`` loop
+    # never did, and ran 6-10% more instructions).
+    monkeypatch.setattr(simulator_module, "EventQueue", PyEventQueue)
+    run_ = Simulation._run_events
     fresh = types.FunctionType(run_.__code__.replace(), run_.__globals__, run_.__name__, run_.__defaults__)
     sim = Simulation(30, lambda ctx: Flood(ctx, slots=3, interval=0.5), seed=1, network=Network(0.01))
+    sim.start()
     fresh(sim, None, None, None)
     assert sim.events > 1000 and sim.timers_fired == sim.events - sim.net.delivered
     plain = [i.opname for i in dis.get_instructions(fresh)]
     assert [i.opname for i in dis.get_instructions(fresh, adaptive=True)] != plain
+
+
+# -- the two event loops: the compiled queue's C loop against the Python one --------------
+
+def _partition_run():
+    from minichain.sim.scenarios import partition
+    return json.dumps(partition.run(3, n=12, warmup=1_800.0, duration=2 * 3_600.0, after=3_600.0), sort_keys=True)
+
+
+def _replicated_runs():
+    from minichain.sim.scenarios import replicated
+    return [replicated.run(engine, scenario, n=5, seed=2, duration=12.0, fault_at=3.0, heal_at=7.0).to_json()
+            for engine, scenario in (("pbft", "crash"), ("raft", "partition"), ("tendermint", "skew"),
+                                     ("dls", "gst"), ("paxos", "loss"), ("pbft", "byzantine"))]
+
+
+def _selfish_mining_run():
+    from minichain.sim.scenarios import selfish_mining
+    return json.dumps(selfish_mining.network_run(4, honest_miners=6, blocks=150), sort_keys=True)
+
+
+def _stepped_run():
+    # until, max_events and stop_when, each ending a run mid-way, then on to the end.
+    script = pinger_script()
+    sim = Simulation(3, lambda ctx: Recorder(ctx, script), seed=5, network=Network(Exponential(0.3, base=0.05)))
+    marks = []
+    sim.run(until=2.25)
+    marks.append((sim.now, sim.events))
+    sim.run(max_events=7)
+    marks.append((sim.now, sim.events))
+    sim.run(stop_when=lambda s: s.net.delivered >= 25)
+    marks.append((sim.now, sim.events))
+    sim.crash(1)
+    sim.run(until=9.0)
+    sim.recover(1)
+    sim.run(until=12.5)
+    marks.append((sim.now, sim.events, sim.timers_fired, sim.net.stats()))
+    return json.dumps([marks, [e.seen for e in sim.engines], sim.result().to_dict()], sort_keys=True, default=repr)
+
+
+@pytest.mark.skipif(CompiledEventQueue is None, reason="minichain.sim._simcore is not built")
+@pytest.mark.parametrize("run_it", [_partition_run, _replicated_runs, _selfish_mining_run, _stepped_run])
+def test_the_compiled_event_loop_runs_exactly_what_the_python_loop_runs(monkeypatch, run_it):
+    # Same seed, same scenario (faults, crashes, partitions, skewed clocks, runs stopped by
+    # until, max_events and stop_when): the same JSON, event for event, from both queues.
+    outputs = []
+    for queue_class in (PyEventQueue, CompiledEventQueue):
+        monkeypatch.setattr(simulator_module, "EventQueue", queue_class)
+        outputs.append(run_it())
+    assert outputs[0] == outputs[1]

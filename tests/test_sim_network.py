@@ -10,7 +10,10 @@ from hypothesis import given, settings, strategies as st
 from minichain.sim import (
     Broadcast, Engine, Exponential, Fixed, LogNormal, Network, NetworkStats, Send, Simulation, Uniform,
 )
-from minichain.sim.events import EventQueue
+from minichain.sim.events import CompiledEventQueue, PyEventQueue
+
+# Both event queues, when the compiled one was built (setup.py: minichain.sim._simcore).
+QUEUES = [PyEventQueue] + ([CompiledEventQueue] if CompiledEventQueue is not None else [])
 
 
 class Msg:
@@ -317,10 +320,11 @@ class _LibraryDraws(random.Random):
                                                       min_size=1, max_size=12))
 def test_log_normal_inline_draws_give_the_library_numbers_one_by_one_and_in_batches(seed, sends):
     # The fast paths (a message to one peer, a relay to several) draw log-normal latencies
-    # inline; a generator of another class takes the library's path. Same seed, same sends:
-    # the same arrivals in the same order, and the generator left in the same state.
-    def arrivals(rng):
-        queue = EventQueue()
+    # inline -- in Python, or in C when the queue is the compiled one; a generator of
+    # another class takes the library's path. Same seed, same sends: the same arrivals in
+    # the same order, and the generator left in the same state.
+    def arrivals(rng, queue_class):
+        queue = queue_class()
         net = Network(LogNormal(0.1, 0.5, base=0.01))
         net.attach(7, rng, queue.deliveries, lambda: 0.0)
         for i, dsts in enumerate(sends):
@@ -331,4 +335,6 @@ def test_log_normal_inline_draws_give_the_library_numbers_one_by_one_and_in_batc
         got = [queue.pop() for _ in range(len(queue))]
         return [(e[0], e[3], e[5]) for e in got], rng.random()
 
-    assert arrivals(random.Random(seed)) == arrivals(_LibraryDraws(seed))
+    library = arrivals(_LibraryDraws(seed), PyEventQueue)
+    for queue_class in QUEUES:
+        assert arrivals(random.Random(seed), queue_class) == library, queue_class

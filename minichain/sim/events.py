@@ -17,11 +17,21 @@ Tuples rather than event objects: the queue is the hot loop of every run, millio
 events in a large one. For the same reason the owner's run loop pops ``heap`` itself
 with ``heapq.heappop`` (a C call, no Python frame per event); everything that schedules
 goes through the ``push_*`` methods, the one place that knows the tuple's layout.
+
+Two implementations, one behaviour. ``PyEventQueue`` below is the reference, in Python.
+``minichain.sim._simcore.EventQueue`` (cython_ext/_simcore.pyx, built with the package)
+keeps the heap as an array of C structs, so ordering two events compares two doubles
+rather than two tuples, and scheduling one allocates no tuple: the same events, in the
+same order, popped as the same tuples. With it the simulator runs its event loop in C
+too (``_simcore.run_events``). ``EventQueue`` is the compiled one when it was built, else
+the Python one; ``MINICHAIN_SIM_QUEUE=python`` picks the Python one (tests/test_sim_core.py
+runs whole scenarios on both and requires the same results).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from heapq import heappop, heappush
 from typing import Any, Callable, Hashable
 
@@ -53,7 +63,7 @@ class Deliveries:
             heappush(heap, (t, next(seq), DELIVERY, dst, src, msg))
 
 
-class EventQueue:
+class PyEventQueue:
     """The simulator's events: push by kind, pop the earliest (ties: first scheduled)."""
 
     __slots__ = ("heap", "_seq", "deliveries")
@@ -88,3 +98,12 @@ class EventQueue:
 
     def __len__(self) -> int:
         return len(self.heap)
+
+
+try:
+    from minichain.sim._simcore import EventQueue as CompiledEventQueue
+except ImportError:          # not built (no C compiler at install): the Python queue does it all
+    CompiledEventQueue = None
+
+EventQueue = PyEventQueue if CompiledEventQueue is None or os.environ.get("MINICHAIN_SIM_QUEUE") == "python" \
+    else CompiledEventQueue

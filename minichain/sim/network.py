@@ -35,6 +35,7 @@ calls.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass, field
@@ -214,6 +215,40 @@ def _inline_draws_match() -> bool:
 _INLINE_DRAWS = _inline_draws_match()
 
 
+def _push_lognormal_fifo(deliveries: "Deliveries", rng: random.Random, now: float, dsts: "list[int] | tuple[int, ...]",
+                         latency: "LogNormal", last_arrival: dict[int, float], src: int, msg: Any) -> None:
+    """``msg`` from ``src`` at ``now`` to each of ``dsts``, drawn and scheduled: the Python
+    twin of the compiled queue's ``Deliveries.push_lognormal_fifo`` (cython_ext/_simcore.pyx)."""
+    deliveries.push_many(_lognormal_fifo_times(rng, now, dsts, latency, last_arrival), dsts, src, msg)
+
+
+def _compiled_draws_match() -> bool:
+    """Does the compiled relay loop (if built) schedule exactly what the Python one does,
+    and leave the generator in the same state? (If not, the network uses the Python one.)"""
+    from minichain.sim.events import CompiledEventQueue, PyEventQueue
+    if CompiledEventQueue is None:
+        return False
+    latency = LogNormal(0.1, 0.5, 0.01)
+    for seed in (1, 2):
+        rngs, scheduled = [], []
+        for queue, push in ((CompiledEventQueue(), None), (PyEventQueue(), _push_lognormal_fifo)):
+            rng = random.Random(seed)
+            last_arrival = {3: 2.5}                        # one link still busy: FIFO holds it back
+            for now, dsts in ((1.0, [1, 2, 3, 4, 5]), (1.5, [3]), (2.0, [2, 4, 6])):
+                if push is None:
+                    queue.deliveries.push_lognormal_fifo(rng, now, dsts, latency, last_arrival, 0, "m")
+                else:
+                    push(queue.deliveries, rng, now, dsts, latency, last_arrival, 0, "m")
+            rngs.append((rng.gauss_next, rng.random()))
+            scheduled.append(sorted(queue.pop() for _ in range(len(queue))))
+        if rngs[0] != rngs[1] or scheduled[0] != scheduled[1]:
+            return False
+    return True
+
+
+_COMPILED_DRAWS = _compiled_draws_match()
+
+
 # -- counters ----------------------------------------------------------------------------
 
 
@@ -371,6 +406,11 @@ class Network:
         self.n = n
         self._rng = rng
         self._deliveries = deliveries
+        # A relay on a plain FIFO log-normal network, drawn and scheduled in one call: in C
+        # when the simulator's queue is the compiled one (and draws what Python draws).
+        compiled = getattr(deliveries, "push_lognormal_fifo", None)
+        self._push_lognormal = compiled if compiled is not None and _COMPILED_DRAWS \
+            else functools.partial(_push_lognormal_fifo, deliveries)
         self._clock = clock
         for a, b, latency, loss, both_ways in self._pending_links:
             self.set_link(a, b, latency=latency, loss=loss, both_ways=both_ways)
@@ -510,8 +550,7 @@ class Network:
             if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
                 # (One message to one peer -- a request or its answer -- through the relay's
                 # inline draw: one Python call instead of sample() and gauss().)
-                (t,) = _lognormal_fifo_times(rng, now, (dst,), latency, self._last_arrival[src])
-                self._deliveries.push(t, dst, src, msg)
+                self._push_lognormal(rng, now, (dst,), latency, self._last_arrival[src], src, msg)
                 return
             t = now + latency.sample(rng)
             if self.fifo:
@@ -583,8 +622,7 @@ class Network:
         latency = self.latency
         rng = self._rng
         if self.fifo and latency.__class__ is LogNormal and _INLINE_DRAWS and rng.__class__ is random.Random:
-            self._deliveries.push_many(_lognormal_fifo_times(rng, now, dsts, latency, self._last_arrival[src]),
-                                       dsts, src, msg)
+            self._push_lognormal(rng, now, dsts, latency, self._last_arrival[src], src, msg)
             return
         push = self._deliveries.push
         delays = _sample_many(latency, rng, k)

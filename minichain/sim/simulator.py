@@ -34,7 +34,10 @@ from typing import Any, Callable, Hashable, Iterable
 
 from minichain.sim.decisions import DecisionLog
 from minichain.sim.engine import CLIENT, Broadcast, CancelTimer, Decide, Engine, EngineFactory, NodeContext, Send, SetTimer
-from minichain.sim.events import DELIVERY, TIMER, EventQueue
+from minichain.sim.events import DELIVERY, TIMER, CompiledEventQueue, EventQueue
+
+if CompiledEventQueue is not None:
+    from minichain.sim._simcore import run_events as run_events_compiled
 from minichain.sim.network import Network
 
 
@@ -178,6 +181,21 @@ class Simulation:
              stop_when: Callable[["Simulation"], bool] | None) -> "Simulation":
         self.start()
         self._stopped = False
+        queue = self._queue
+        if queue.__class__ is CompiledEventQueue:
+            run_events_compiled(self, queue, until, max_events, stop_when)
+        else:
+            self._run_events(until, max_events, stop_when)
+        if until is not None and not self._stopped and self.now < until and (not queue or queue.peek_time() > until):
+            self.now = until
+        return self
+
+    def _run_events(self, until: float | None, max_events: int | None,
+                    stop_when: Callable[["Simulation"], bool] | None) -> None:
+        """The event loop: pop events in order until the queue is empty, the next event is
+        after ``until``, ``max_events`` have run, ``stop()`` was called or ``stop_when(self)``
+        is true after an event. (With the compiled queue, ``_simcore.run_events`` runs this
+        very loop in C, statement for statement.)"""
         heap = self._queue.heap                  # popped here directly: a C call per event
         pop = heapq.heappop
         engines = self.engines
@@ -248,9 +266,6 @@ class Simulation:
         finally:
             self.events = events
             counters.delivered = ndelivered
-        if until is not None and not self._stopped and self.now < until and (not heap or heap[0][0] > until):
-            self.now = until
-        return self
 
     def _apply(self, node: int, actions: Iterable) -> None:
         now = self.now
