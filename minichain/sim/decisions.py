@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, but treat it as immutable (hence the hash): a frozen dataclass's __init__
+# costs one object.__setattr__ per field, and a large Nakamoto run records a million.
+@dataclass(slots=True, unsafe_hash=True)
 class Decision:
     time: float
     node: int
