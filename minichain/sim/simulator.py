@@ -18,7 +18,9 @@ the :class:`~minichain.sim.network.Network`, fires their timers on each node's l
 clock, and records their decisions in a :class:`~minichain.sim.decisions.DecisionLog`.
 It owns the :class:`~minichain.sim.events.EventQueue`; the network only schedules
 arrivals on it (through its ``deliveries`` view), and the simulator counts what it
-delivers in the network's :class:`~minichain.sim.network.NetworkStats`.
+delivers in the network's :class:`~minichain.sim.network.NetworkStats`. With the
+compiled queue (the default when pip built ``minichain.sim._simcore``) the event loop
+runs in C, statement for statement the Python ``_run_events`` below.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from typing import Any, Callable, Hashable, Iterable
 from minichain.sim.decisions import DecisionLog
 from minichain.sim.engine import CLIENT, Broadcast, CancelTimer, Decide, Engine, EngineFactory, NodeContext, Send, SetTimer
 from minichain.sim.events import DELIVERY, TIMER, CompiledEventQueue, EventQueue
-
-if CompiledEventQueue is not None:
-    from minichain.sim._simcore import run_events as run_events_compiled
 from minichain.sim.network import Network
+
+if CompiledEventQueue is not None:            # built with the package (cython_ext/_simcore.pyx)
+    from minichain.sim._simcore import run_events as run_events_compiled
 
 
 class Simulation:
