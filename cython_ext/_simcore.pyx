@@ -17,7 +17,7 @@ Built by setup.py with the package; optional: without a C compiler minichain.sim
 uses its pure-Python queue and nothing else changes.
 """
 
-from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF, Py_CLEAR
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.math cimport log, exp, sqrt, cos, sin, M_PI
 
@@ -28,6 +28,15 @@ cdef enum:
     CALL = 2
 
 cdef double TWOPI = 2.0 * M_PI          # random.py's TWOPI
+
+# The garbage collector's view of the queue (see the end of this file).
+cdef extern from "Python.h":
+    ctypedef int (*visitproc)(PyObject*, void*)
+    ctypedef int (*traverseproc)(PyObject*, visitproc, void*)
+    ctypedef int (*inquiry)(PyObject*)
+    ctypedef struct PyTypeObject:
+        traverseproc tp_traverse
+        inquiry tp_clear
 
 
 cdef struct Event:
@@ -298,3 +307,50 @@ def run_events(object sim, EventQueue queue, object until, object max_events, ob
     finally:
         sim.events = events
         counters.delivered = ndelivered
+
+
+
+# -- the garbage collector's view ---------------------------------------------------------
+# Queued events hold references (messages, timer names, a scheduled call's function and
+# arguments) that Cython's generated tp_traverse cannot see: they live in the C array.
+# A scheduled call to a bound method of the simulation (``sim.at(t, sim.net.heal)``) then
+# makes a cycle the collector would never break, and a finished Simulation would leak.
+# These two slots, installed over Cython's, show the collector every queued reference and
+# let it clear them, as it does for the Python queue's list of tuples.
+
+cdef traverseproc _cython_traverse = (<PyTypeObject*>EventQueue).tp_traverse
+cdef inquiry _cython_clear = (<PyTypeObject*>EventQueue).tp_clear
+
+
+cdef int _queue_traverse(PyObject* o, visitproc visit, void* arg) noexcept:
+    cdef EventQueue queue = <EventQueue>o
+    cdef Event* heap = queue._heap
+    cdef Py_ssize_t i
+    cdef int r
+    for i in range(queue._n):
+        r = visit(heap[i].time, arg)
+        if r:
+            return r
+        r = visit(heap[i].a, arg)
+        if r:
+            return r
+        r = visit(heap[i].b, arg)
+        if r:
+            return r
+    return _cython_traverse(o, visit, arg)
+
+
+cdef int _queue_clear(PyObject* o) noexcept:
+    cdef EventQueue queue = <EventQueue>o
+    cdef Event* heap = queue._heap
+    cdef Py_ssize_t i, n = queue._n
+    queue._n = 0                              # empty first: clearing may run arbitrary code
+    for i in range(n):
+        Py_CLEAR(heap[i].time)
+        Py_CLEAR(heap[i].a)
+        Py_CLEAR(heap[i].b)
+    return _cython_clear(o)
+
+
+(<PyTypeObject*>EventQueue).tp_traverse = _queue_traverse
+(<PyTypeObject*>EventQueue).tp_clear = _queue_clear

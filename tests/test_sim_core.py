@@ -2,9 +2,11 @@
 and its event queue."""
 
 import dis
+import gc
 import json
 import sys
 import types
+import weakref
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -425,3 +427,22 @@ def test_the_compiled_event_loop_runs_exactly_what_the_python_loop_runs(monkeypa
         monkeypatch.setattr(simulator_module, "EventQueue", queue_class)
         outputs.append(run_it())
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("queue_class", QUEUES)
+def test_a_finished_simulation_with_events_still_queued_is_garbage_collected(monkeypatch, queue_class):
+    # A queued call to a bound method of the simulation's own network makes a cycle
+    # (simulation -> queue -> event -> network -> queue): the collector must see the
+    # compiled queue's C array, or every sweep run ended with events pending would leak.
+    monkeypatch.setattr(simulator_module, "EventQueue", queue_class)
+
+    def finished_run():
+        sim = Simulation(4, lambda ctx: Flood(ctx, slots=2, interval=1.0), seed=1, network=Network(0.05))
+        sim.at(100.0, sim.net.heal)
+        sim.run(until=3.0)
+        assert len(sim._queue) == 1                  # the call to heal, still queued
+        return weakref.ref(sim)
+
+    ref = finished_run()
+    gc.collect()
+    assert ref() is None
