@@ -238,7 +238,7 @@ def run_events(object sim, EventQueue queue, object until, object max_events, ob
     cdef bint has_until = until is not None
     cdef bint has_budget = max_events is not None
     cdef double until_t = until if has_until else 0.0
-    cdef long long budget = max_events if has_budget else 0
+    cdef long long budget = min(max_events, 1 << 62) if has_budget else 0   # (more than a run can hold)
     cdef long long events = sim.events
     cdef long long ndelivered
     cdef long node, src
