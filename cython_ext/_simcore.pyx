@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The simulator's event queue in C (minichain.sim._simcore).
+"""The simulator's event queue and event loop in C (minichain.sim._simcore).
 
 The same queue as the pure-Python one in minichain/sim/events.py -- the same events in
 the same order (earliest time first, ties in the order they were scheduled), popped as
@@ -10,11 +10,15 @@ scheduling an event allocates no tuple. A large gossip run pushes and pops milli
 ``Deliveries.push_lognormal_fifo`` is the network's hottest loop (a relay to many peers
 on a plain FIFO log-normal network) with the latency drawn in C: the same calls to the
 generator's ``random()`` in the same order and the same arithmetic as ``random.gauss``,
-so the same numbers. minichain/sim/network.py checks that at import against the library
-and uses the Python path if they ever differ.
+so the same numbers. minichain/sim/network.py checks that at import against its Python
+twin (itself checked against the library) and uses the Python path if they ever differ.
+
+``run_events`` is ``Simulation._run_events`` (minichain/sim/simulator.py) statement for
+statement, reading events straight from the array.
 
 Built by setup.py with the package; optional: without a C compiler minichain.sim.events
-uses its pure-Python queue and nothing else changes.
+uses its pure-Python queue and the simulator its Python loop, and nothing else changes
+(tests/test_sim_core.py runs whole scenarios on both and requires the same results).
 """
 
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF, Py_CLEAR
