@@ -79,7 +79,9 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # noqa: BLE001
             self._warn(ext, exc)
 
-    _warned: set[str] = set()
+    def initialize_options(self) -> None:
+        super().initialize_options()
+        self._warned: set[str] = set()      # extensions already warned about
 
     def _warn(self, ext: Extension, exc: BaseException) -> None:
         if ext.name in self._warned:  # one line each, even when a later step trips over the missing file

@@ -44,7 +44,7 @@ from minichain.sim.engines.flood import Flood
 from minichain.sim.engines.nakamoto import NakamotoNode, World, random_peers, shares_from
 from minichain.sim.scenarios.races import double_spend_trials
 
-from benchmarks.trees import ROOT, export_tree
+from benchmarks.trees import ROOT, export_tree, simcore_missing
 
 SEED = 1
 
@@ -111,6 +111,12 @@ def compare(ref: str, n: int, blocks: int, repeat: int, console: Console) -> Non
             trees = {"this tree": ROOT, ref: export_tree(ref, tmp)}
         except (subprocess.CalledProcessError, OSError) as exc:
             console.print(f"[yellow]no baseline: cannot export {ref!r} ({exc})")
+            return
+        unbuilt = [name for name, tree in trees.items() if simcore_missing(tree)]
+        if unbuilt:
+            console.print(f"[yellow]no comparison: the simulator's compiled core is not built for {', '.join(unbuilt)} "
+                          "(cython_ext/_simcore.pyx; pip install -e . builds this tree's), so it would be timed "
+                          "on the Python queue")
             return
         runs: dict[str, list[tuple[int, float]]] = {name: [] for name in trees}
         for _ in range(repeat):
